@@ -1,0 +1,212 @@
+"""QEMU as the embedded lab's hypervisor: one QEMU process per host a domain lives on,
+driven over QMP with the `qemu.qmp` library; live migration to `-incoming` on the
+destination's relocation port."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+from pathlib import Path
+from typing import Any, Protocol
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from xenlab.errors import LabError, MigrationError
+from xenlab.hypervisor.base import DomainState, MigrationResult
+from xenlab.hypervisor.domconfig import DomainConfig
+from xenlab.hypervisor.qmp import (
+    FINAL_MIGRATION_STATES,
+    domain_state,
+    figures_settled,
+    migration_figures,
+)
+from xenlab.hosts.runner import Runner
+
+
+@dataclass(frozen=True)
+class DiskImage:
+    """Where the domain's disk really is: a byte range of the exported image."""
+
+    path: str
+    offset: int
+    size: int
+
+
+class EmbeddedHost(Protocol):
+    name: str
+    address: str
+    runner: Runner
+    directory: Path
+
+    def record_process(self, pid: int, what: str) -> None: ...
+
+
+def tap_name(domain: str, index: int) -> str:
+    return f"vif-{domain}.{index}"[:15]
+
+
+def qemu_argv(*, binary: str, config: DomainConfig, disk: DiskImage, address: IPv4Interface,
+              qmp: str, console: str, incoming: str | None = None) -> list[str]:
+    """The QEMU command line for a Xen-style domain config (pure)."""
+    name = config.name
+    append = " ".join(filter(None, [
+        f"root={config.get_str('root')}", "ro", config.get_str("extra"),
+        "console=ttyS0", "panic=-1", f"xenlab.ip={address.with_prefixlen}",
+    ]))
+    argv = [
+        binary, "-name", name, "-machine", "q35", "-accel", "tcg",
+        "-m", str(int(config.get_str("memory") or 0) or 128), "-smp", "1",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-serial", f"file:{console}",
+        "-kernel", config.get_str("kernel"), "-initrd", config.get_str("ramdisk"),
+        "-append", append,
+        "-blockdev", (f"driver=raw,node-name=disk0,offset={disk.offset},size={disk.size},"
+                      f"file.driver=file,file.filename={disk.path},file.locking=off"),
+        "-device", "virtio-blk-pci,drive=disk0",
+        "-qmp", f"unix:{qmp},server=on,wait=off",
+    ]
+    for i, vif in enumerate(config.vif_fields()):
+        argv += ["-netdev", f"tap,id=net{i},ifname={tap_name(name, i)},script=no,downscript=no",
+                 "-device", f"virtio-net-pci,netdev=net{i},mac={vif.get('mac', '')},romfile="]
+    if incoming:
+        argv += ["-incoming", incoming]
+    return argv
+
+
+class QemuDriver:
+    """Start, query and live-migrate the guest on the embedded lab's resource hosts."""
+
+    toolstack = "qemu"
+
+    def __init__(self, hosts: Sequence[EmbeddedHost], binary: str,
+                 resolve_disk: Callable[[str, str], DiskImage], guest_address: IPv4Interface,
+                 relocation_port: int) -> None:
+        self.hosts = {h.name: h for h in hosts}
+        self.binary = binary
+        self.resolve_disk = resolve_disk
+        self.guest_address = guest_address
+        self.relocation_port = relocation_port
+
+    # -- paths ---------------------------------------------------------------------------
+    def _qmp_path(self, host: str, domain: str) -> str:
+        return str(self.hosts[host].directory / f"{domain}.qmp")
+
+    def console_path(self, host: str, domain: str) -> Path:
+        return self.hosts[host].directory / f"{domain}.console"
+
+    # -- QMP -----------------------------------------------------------------------------
+    def qmp(self, host: str, domain: str, command: str, **args: Any) -> Any:
+        """One QMP command on a fresh connection (QEMU serves one QMP client at a time)."""
+        monitor = QEMUMonitorProtocol(self._qmp_path(host, domain))
+        try:
+            monitor.connect()
+            reply = monitor.cmd_obj({"execute": command, **({"arguments": args} if args else {})})
+        except OSError as exc:
+            raise LabError(f"QMP of {domain} on {host} unreachable: {exc}") from None
+        finally:
+            monitor.close()
+        if "error" in reply:
+            raise MigrationError(f"QMP {command} on {host}: {reply['error'].get('desc', reply)}")
+        return reply.get("return")
+
+    def state(self, host: str, domain: str) -> DomainState:
+        if not Path(self._qmp_path(host, domain)).exists():
+            return DomainState.ABSENT
+        try:
+            return domain_state(self.qmp(host, domain, "query-status"))
+        except LabError:
+            return DomainState.ABSENT
+
+    def states(self, domain: str) -> dict[str, DomainState]:
+        return {name: self.state(name, domain) for name in self.hosts}
+
+    def running_on(self, domain: str) -> list[str]:
+        return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, host: str, config: DomainConfig, *, incoming: bool = False,
+              timeout: float = 30.0) -> None:
+        """Start the domain on `host` (paused, waiting for a migration, if `incoming`)."""
+        h = self.hosts[host]
+        disk_source = config.disk_fields()[0][0]
+        disk = self.resolve_disk(host, disk_source)
+        qmp = self._qmp_path(host, config.name)
+        Path(qmp).unlink(missing_ok=True)
+        console = self.console_path(host, config.name)
+        uri = f"tcp:{h.address}:{self.relocation_port}" if incoming else None
+        argv = qemu_argv(binary=self.binary, config=config, disk=disk,
+                         address=self.guest_address, qmp=qmp, console=str(console), incoming=uri)
+        log = h.directory / f"{config.name}.qemu.log"
+        proc = h.runner.spawn(argv, log=str(log))
+        h.record_process(proc.pid, f"qemu {config.name}")
+        deadline = time.monotonic() + timeout
+        # QMP answers only once QEMU's main loop runs, and so after `-incoming` listens
+        while self.state(host, config.name) is DomainState.ABSENT:
+            if proc.poll() is not None:
+                raise LabError(f"QEMU for {config.name} on {host} exited {proc.returncode}: "
+                               f"{log.read_text(errors='replace')[-800:]}")
+            if time.monotonic() > deadline:
+                raise LabError(f"QEMU for {config.name} on {host} gave no QMP answer in {timeout} s")
+            time.sleep(0.02)
+
+    def stop(self, host: str, domain: str) -> None:
+        if Path(self._qmp_path(host, domain)).exists():
+            try:
+                self.qmp(host, domain, "quit")
+            except (LabError, MigrationError, EOFError):
+                pass
+            Path(self._qmp_path(host, domain)).unlink(missing_ok=True)
+
+    def migrate(self, domain: str, source: str, destination: str, config: DomainConfig,
+                timeout: float = 120.0, poll: float = 0.02) -> MigrationResult:
+        """Live-migrate `domain` from `source` to `destination` (whose QEMU is started here)."""
+        dst = self.hosts[destination]
+        self.start(destination, config, incoming=True)
+        started = time.time()
+        try:
+            self.qmp(source, domain, "migrate", uri=f"tcp:{dst.address}:{self.relocation_port}")
+        except (LabError, MigrationError) as exc:
+            self.stop(destination, domain)
+            raise MigrationError(f"migration of {domain} {source} -> {destination} "
+                                 f"did not start: {exc}") from None
+        deadline = time.monotonic() + timeout
+        figures: dict[str, object] = {}
+        while True:
+            figures = migration_figures(self.qmp(source, domain, "query-migrate"))
+            if figures["status"] in FINAL_MIGRATION_STATES:
+                break
+            if time.monotonic() > deadline:
+                self.qmp(source, domain, "migrate_cancel")
+                figures = self._wait_final(source, domain)
+                figures["status"] = "timeout"
+                break
+            time.sleep(poll)
+        ended = time.time()
+        if figures["status"] == "completed":
+            for _ in range(25):  # the figures settle a moment after 'completed'
+                if figures_settled(figures):
+                    break
+                time.sleep(0.02)
+                figures = migration_figures(self.qmp(source, domain, "query-migrate"))
+            self.stop(source, domain)
+        else:
+            self.stop(destination, domain)
+        return MigrationResult(
+            domain=domain, source=source, destination=destination,
+            status=str(figures["status"]), started_at=started, ended_at=ended,
+            total_time_ms=figures["total_time_ms"],  # type: ignore[arg-type]
+            downtime_ms=figures["downtime_ms"],  # type: ignore[arg-type]
+            setup_time_ms=figures["setup_time_ms"],  # type: ignore[arg-type]
+            bytes_transferred=figures["bytes_transferred"],  # type: ignore[arg-type]
+            toolstack=self.toolstack, error=str(figures.get("error", "")), raw=figures,
+        )
+
+    def _wait_final(self, host: str, domain: str, timeout: float = 10.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while True:
+            figures = migration_figures(self.qmp(host, domain, "query-migrate"))
+            if figures["status"] in FINAL_MIGRATION_STATES or time.monotonic() > deadline:
+                return figures
+            time.sleep(0.05)

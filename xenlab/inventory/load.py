@@ -1,0 +1,350 @@
+"""Load an Ansible-shaped YAML inventory into a validated `Inventory`, before any I/O on a lab.
+
+Every problem raises `InventoryError` naming the file, the dotted key and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from xenlab.errors import InventoryError
+from xenlab.inventory.model import (
+    AoeSpec,
+    Connection,
+    DomainSpec,
+    HostSpec,
+    Inventory,
+    LabKind,
+    Limits,
+    LvmSpec,
+    Role,
+    Toolstack,
+    Vif,
+)
+
+EMBEDDED_RANGE = ip_network("198.18.0.0/15")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", re.IGNORECASE)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads one mapping of the inventory, remembering the dotted path for error messages."""
+
+    def __init__(self, path: str, data: object, key: str) -> None:
+        self.file = path
+        self.key = key
+        if not isinstance(data, Mapping):
+            raise InventoryError(path, key or "(top level)", "a mapping", _kind(data))
+        self.data: Mapping[str, Any] = data
+        self.seen: set[str] = set()
+
+    def where(self, name: str) -> str:
+        if not name:
+            return self.key
+        return f"{self.key}.{name}" if self.key else name
+
+    def fail(self, name: str, expected: str, found: object = None) -> InventoryError:
+        return InventoryError(self.file, self.where(name), expected, found)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def get(self, name: str, kind: type[T], default: T | None = None, what: str = "") -> T:
+        self.seen.add(name)
+        if name not in self.data:
+            if default is None:
+                raise self.fail(name, f"{what or kind.__name__} (required key is missing)")
+            return default
+        value = self.data[name]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            raise self.fail(name, what or kind.__name__, value)
+        return value
+
+    def sub(self, name: str, required: bool = True) -> _Reader:
+        self.seen.add(name)
+        if name not in self.data:
+            if required:
+                raise self.fail(name, "a mapping (required key is missing)")
+            return _Reader(self.file, {}, self.where(name))
+        return _Reader(self.file, self.data[name], self.where(name))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.fail(unknown[0], f"one of {sorted(self.seen)} (unknown key)")
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__ if value is not None else "nothing"
+
+
+def parse_size(text: object) -> int:
+    """'5g' -> 5 GiB in bytes; plain integers are bytes. Raises ValueError."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(text)
+    number, unit = match.groups()
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit.lower()]
+    return int(float(number) * scale)
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory file."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(name, "", "an existing inventory file (no such file)") from None
+    except OSError as exc:
+        raise InventoryError(name, "", f"a readable file ({exc.strerror})") from None
+    return parse_inventory(text, name)
+
+
+def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise InventoryError(path, "", f"valid YAML ({problem}{where})") from None
+    top = _Reader(path, data, "")
+    root = top.sub("all")
+    top.done()
+    vars_r = root.sub("vars")
+    lab = vars_r.sub("xenlab")
+    vars_r.done()
+    children = root.sub("children")
+    root.done()
+
+    kind = _enum(lab, "kind", LabKind)
+    toolstack = _enum(lab, "toolstack", Toolstack)
+    lab_name = lab.get("lab", str, what="a lab name (lower-case letters, digits, '-'; 16 at most)")
+    if not _LAB_NAME.match(lab_name):
+        raise lab.fail("lab", "a lab name of lower-case letters, digits and '-', 16 at most", lab_name)
+    network = _network(lab, "network")
+    if kind is LabKind.EMBEDDED and not network.subnet_of(EMBEDDED_RANGE):
+        raise lab.fail("network", f"a subnet of {EMBEDDED_RANGE} for the embedded lab", str(network))
+    bridge = _ifname(lab, "bridge", "xenbr0")
+    port = _port(lab, "relocation_port", 8002)
+    filesystem = lab.get("filesystem", str, "ext4")
+    distribution = lab.get("distribution", str, "unspecified")
+    observer = lab.get("observer", str, what="the name of the host that sends the probes")
+
+    aoe_r = lab.sub("aoe")
+    aoe = AoeSpec(
+        shelf=_int(aoe_r, "shelf", 0, 65534),
+        slot=_int(aoe_r, "slot", 0, 254),
+        interface=_ifname(aoe_r, "interface", None),
+        device=aoe_r.get("device", str) if (kind is LabKind.REAL or aoe_r.has("device")) else None,
+    )
+    aoe_r.done()
+    lvm_r = lab.sub("lvm")
+    lvm = LvmSpec(
+        vg=_name(lvm_r, "vg"), lv=_name(lvm_r, "lv"), size=_size(lvm_r, "size")
+    )
+    lvm_r.done()
+    image_size = _size(lab, "image_size", lvm.size + (1 << 30)) if kind is LabKind.EMBEDDED else 0
+    if kind is LabKind.EMBEDDED and image_size < lvm.size + (8 << 20):
+        raise lab.fail("image_size", f"at least the LV size plus 8 MiB ({lvm.size + (8 << 20)} bytes)", image_size)
+    lim_r = lab.sub("limits", required=False)
+    limits = Limits(
+        downtime_ms=_number(lim_r, "downtime_ms", Limits.downtime_ms),
+        loss_pct=_number(lim_r, "loss_pct", Limits.loss_pct),
+        migration_timeout_s=_number(lim_r, "migration_timeout_s", Limits.migration_timeout_s),
+    )
+    lim_r.done()
+    lab.done()
+
+    hosts: list[HostSpec] = []
+    domain: DomainSpec | None = None
+    for role in Role:
+        group_r = children.sub(role.value)
+        group = group_r.sub("hosts")
+        group_r.done()
+        if not group.data:
+            raise group.fail("", f"at least one host in group {role.value}")
+        for host_name in group.data:
+            if not isinstance(host_name, str) or not _NAME.match(host_name):
+                raise group.fail(str(host_name), "a host name of letters, digits, '_', '.', '-'", host_name)
+            hv = group.sub(host_name)
+            hosts.append(_host(hv, host_name, role, kind))
+            if role is Role.GUEST:
+                domain = _domain(hv.sub("domain"), host_name)
+            hv.done()
+        group.done()
+    children.done()
+
+    where = "all.children"
+    if len([h for h in hosts if h.role is Role.STORAGE]) != 1:
+        raise InventoryError(path, f"{where}.storage.hosts", "exactly one storage host")
+    if len([h for h in hosts if h.role is Role.RESOURCE]) < 2:
+        raise InventoryError(path, f"{where}.resources.hosts", "at least two resource hosts")
+    if len([h for h in hosts if h.role is Role.GUEST]) != 1:
+        raise InventoryError(path, f"{where}.guests.hosts", "exactly one guest")
+    names = [h.name for h in hosts]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise InventoryError(path, where, "each host in one group only", sorted(dup)[0])
+    seen: dict[IPv4Address, str] = {}
+    for h in hosts:
+        if h.address in seen:
+            raise InventoryError(
+                path, f"{where}.{h.role.value}.hosts.{h.name}.ansible_host",
+                f"an address of its own (also used by {seen[h.address]})", str(h.address))
+        seen[h.address] = h.name
+        if kind is LabKind.EMBEDDED and h.address not in network:
+            raise InventoryError(
+                path, f"{where}.{h.role.value}.hosts.{h.name}.ansible_host",
+                f"an address in the lab network {network}", str(h.address))
+    allowed_observers = [h.name for h in hosts if h.role is not Role.GUEST] + ["controller"]
+    if observer not in allowed_observers:
+        raise InventoryError(path, "all.vars.xenlab.observer", f"one of {allowed_observers}", observer)
+    assert domain is not None
+    return Inventory(
+        path=path, lab=lab_name, kind=kind, toolstack=toolstack, distribution=distribution,
+        network=network, bridge=bridge, relocation_port=port, filesystem=filesystem,
+        observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits,
+        hosts=tuple(hosts), domain=domain,
+    )
+
+
+def _host(hv: _Reader, name: str, role: Role, kind: LabKind) -> HostSpec:
+    address = _address(hv, "ansible_host")
+    default_conn = Connection.EMBEDDED if kind is LabKind.EMBEDDED else Connection.SSH
+    conn = _enum(hv, "ansible_connection", Connection, default_conn)
+    if kind is LabKind.EMBEDDED and conn is not Connection.EMBEDDED and role is not Role.GUEST:
+        raise hv.fail("ansible_connection", "'embedded' (or nothing) on the embedded lab", conn.value)
+    if kind is LabKind.REAL and conn is Connection.EMBEDDED:
+        raise hv.fail("ansible_connection", "ssh, paramiko or local on a real lab", conn.value)
+    return HostSpec(
+        name=name, role=role, address=address, connection=conn,
+        user=hv.get("ansible_user", str, "root"),
+        port=_port(hv, "ansible_port", 22),
+        key_file=hv.get("ansible_ssh_private_key_file", str, "") or None,
+        ssh_config=hv.get("xenlab_ssh_config", str, "") or None,
+    )
+
+
+def _domain(dr: _Reader, host_name: str) -> DomainSpec:
+    vifs = []
+    for i, text in enumerate(_str_list(dr, "vif")):
+        fields = dict(p.strip().split("=", 1) for p in text.split(",") if "=" in p)
+        mac, bridge = fields.get("mac", ""), fields.get("bridge", "")
+        if not _MAC.match(mac) or not bridge:
+            raise dr.fail(f"vif[{i}]", "'mac=XX:XX:XX:XX:XX:XX, bridge=NAME'", text)
+        vifs.append(Vif(mac=mac.lower(), bridge=bridge))
+    disks = _str_list(dr, "disk")
+    for i, text in enumerate(disks):
+        if len(text.split(",")) != 3 or ":" not in text.split(",")[0]:
+            raise dr.fail(f"disk[{i}]", "'phy:DEVICE,TARGET,MODE' (e.g. 'phy:/dev/vg_xen/lv_vm1,hda1,w')", text)
+    spec = DomainSpec(
+        name=dr.get("name", str, host_name),
+        config_path=dr.get("config", str, what="the path of the domain config on the resource hosts"),
+        memory=_int(dr, "memory", 16, 1 << 20),
+        kernel=dr.get("kernel", str),
+        ramdisk=dr.get("ramdisk", str),
+        root=dr.get("root", str),
+        extra=str(dr.get("extra", (str, int), "")),  # type: ignore[arg-type]
+        vifs=tuple(vifs), disks=tuple(disks),
+    )
+    dr.done()
+    return spec
+
+
+def _str_list(r: _Reader, name: str) -> tuple[str, ...]:
+    value = r.get(name, list, what="a list of strings")
+    if not value or not all(isinstance(v, str) for v in value):
+        raise r.fail(name, "a non-empty list of strings", value)
+    return tuple(value)
+
+
+def _enum(r: _Reader, name: str, kind: type[Any], default: Any = None) -> Any:
+    choices = [m.value for m in kind]
+    value = r.get(name, str, default.value if default is not None else None, what=f"one of {choices}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise r.fail(name, f"one of {choices}", value) from None
+
+
+def _int(r: _Reader, name: str, low: int, high: int, default: int | None = None) -> int:
+    value = r.get(name, int, default, what=f"an integer from {low} to {high}")
+    if not low <= value <= high:
+        raise r.fail(name, f"an integer from {low} to {high}", value)
+    return value
+
+
+def _number(r: _Reader, name: str, default: float) -> float:
+    value = r.get(name, (int, float), default, what="a positive number")  # type: ignore[arg-type]
+    if isinstance(value, bool) or value <= 0:
+        raise r.fail(name, "a positive number", value)
+    return float(value)
+
+
+def _port(r: _Reader, name: str, default: int) -> int:
+    return _int(r, name, 1, 65535, default)
+
+
+def _size(r: _Reader, name: str, default: int | None = None) -> int:
+    r.seen.add(name)
+    if name not in r.data:
+        if default is None:
+            raise r.fail(name, "a size such as 5g or 512m (required key is missing)")
+        return default
+    try:
+        size = parse_size(r.data[name])
+    except ValueError:
+        raise r.fail(name, "a size such as 5g or 512m", r.data[name]) from None
+    if size <= 0:
+        raise r.fail(name, "a positive size", r.data[name])
+    return size
+
+
+def _name(r: _Reader, name: str) -> str:
+    value = r.get(name, str)
+    if not re.match(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$", value):
+        raise r.fail(name, "an LVM name (letters, digits, '+_.-')", value)
+    return value
+
+
+def _ifname(r: _Reader, name: str, default: str | None) -> str:
+    value = r.get(name, str, default, what="an interface name")
+    if not _IFNAME.match(value):
+        raise r.fail(name, "an interface name of at most 15 characters", value)
+    return value
+
+
+def _address(r: _Reader, name: str) -> IPv4Address:
+    value = r.get(name, str, what="an IPv4 address")
+    try:
+        address = ip_address(value)
+    except ValueError:
+        raise r.fail(name, "an IPv4 address", value) from None
+    if not isinstance(address, IPv4Address):
+        raise r.fail(name, "an IPv4 address", value)
+    return address
+
+
+def _network(r: _Reader, name: str) -> IPv4Network:
+    value = r.get(name, str, what="an IPv4 network such as 198.18.0.0/24")
+    try:
+        net = ip_network(value)
+    except ValueError:
+        raise r.fail(name, "an IPv4 network such as 198.18.0.0/24", value) from None
+    if not isinstance(net, IPv4Network):
+        raise r.fail(name, "an IPv4 network", value)
+    return net

@@ -1,0 +1,137 @@
+"""Typed, frozen models of a lab inventory. Built by `xenlab.inventory.load`, never by hand I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+
+class Role(enum.StrEnum):
+    STORAGE = "storage"
+    RESOURCE = "resources"
+    GUEST = "guests"
+
+
+class LabKind(enum.StrEnum):
+    EMBEDDED = "embedded"  # built on this machine from namespaces, vblade, LVM metadata, QEMU
+    REAL = "real"  # existing machines reached over SSH
+
+
+class Toolstack(enum.StrEnum):
+    QEMU = "qemu"  # the embedded lab's stand-in hypervisor, driven over QMP
+    XL = "xl"
+    XM = "xm"
+    LIBVIRT = "libvirt"
+
+
+class Connection(enum.StrEnum):
+    EMBEDDED = "embedded"  # a network namespace of the embedded lab
+    SSH = "ssh"
+    PARAMIKO = "paramiko"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    role: Role
+    address: IPv4Address
+    connection: Connection
+    user: str = "root"
+    port: int = 22
+    key_file: str | None = None
+    ssh_config: str | None = None
+
+
+@dataclass(frozen=True)
+class AoeSpec:
+    shelf: int
+    slot: int
+    interface: str
+    device: str | None  # None on the embedded lab: the lab's own image file
+
+    @property
+    def target(self) -> str:
+        return f"e{self.shelf}.{self.slot}"
+
+
+@dataclass(frozen=True)
+class LvmSpec:
+    vg: str
+    lv: str
+    size: int  # bytes
+
+    @property
+    def path(self) -> str:
+        return f"/dev/{self.vg}/{self.lv}"
+
+
+@dataclass(frozen=True)
+class Vif:
+    mac: str
+    bridge: str
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """The guest's domain configuration, in the terms of a Xen config file."""
+
+    name: str
+    config_path: str
+    memory: int  # MiB
+    kernel: str
+    ramdisk: str
+    root: str
+    extra: str
+    vifs: tuple[Vif, ...]
+    disks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    downtime_ms: float = 1000.0
+    loss_pct: float = 5.0
+    migration_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: str
+    lab: str
+    kind: LabKind
+    toolstack: Toolstack
+    distribution: str
+    network: IPv4Network
+    bridge: str
+    relocation_port: int
+    filesystem: str
+    observer: str
+    aoe: AoeSpec
+    lvm: LvmSpec
+    image_size: int  # bytes of the exported image on the embedded lab
+    limits: Limits
+    hosts: tuple[HostSpec, ...]
+    domain: DomainSpec
+    extra_vars: dict[str, object] = field(default_factory=dict, compare=False)
+
+    def host(self, name: str) -> HostSpec:
+        for spec in self.hosts:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def by_role(self, role: Role) -> tuple[HostSpec, ...]:
+        return tuple(h for h in self.hosts if h.role is role)
+
+    @property
+    def storage(self) -> HostSpec:
+        return self.by_role(Role.STORAGE)[0]
+
+    @property
+    def resources(self) -> tuple[HostSpec, ...]:
+        return self.by_role(Role.RESOURCE)
+
+    @property
+    def guest(self) -> HostSpec:
+        return self.by_role(Role.GUEST)[0]

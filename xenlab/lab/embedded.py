@@ -1,0 +1,337 @@
+"""The embedded lab: the article's three hosts built on this one machine.
+
+xen_storage, xen_resource_1 .. N are network namespaces joined to a switch namespace; the
+storage host exports a sparse image with the real vblade; LVM metadata is written on it with
+the real LVM tools (no device-mapper: nothing is activated); the guest's root filesystem is
+made in the LV's byte range; vm1 runs under QEMU (TCG) on the first resource host.
+Everything is named after the lab, recorded in a journal before it is made, and removed by
+`down()` or, after a killed run, by the next run (`journal.reap`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface
+from pathlib import Path
+
+from xenlab.errors import LabError
+from xenlab.hosts.runner import Runner, netns_prefix
+from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
+from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
+from xenlab.inventory.model import HostSpec, Inventory, Role
+from xenlab.lab import journal as jr
+from xenlab.lab.guestkit import ensure_guest_kit
+from xenlab.lab.image import stage_root
+from xenlab.lab.state import LabState, Strategy
+from xenlab.net.iproute import link_address
+from xenlab.progress import Progress
+from xenlab.storage.lvm import ByteRange, lv_byte_range, parse_lvs, parse_pvs, parse_vgs
+
+DEFAULT_CACHE = Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
+LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
+
+
+@dataclass
+class LabHost:
+    """One emulated host: its namespace, its private /etc overlay and its directory."""
+
+    spec: HostSpec
+    namespace: str
+    directory: Path
+    journal: jr.Journal
+    runner: Runner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = Runner(self.name, netns_prefix(self.namespace, str(self.etc_dir)))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def address(self) -> str:
+        return str(self.spec.address)
+
+    @property
+    def etc_dir(self) -> Path:
+        return self.directory / "etc"
+
+    def record_process(self, pid: int, what: str) -> None:
+        self.journal.add_process(pid, self.name, what)
+
+
+@dataclass(frozen=True)
+class StorageFacts:
+    """What the storage step made, for suites and the hypervisor."""
+
+    image: str
+    pv_uuid: str
+    vg_free: int
+    lv_range: ByteRange
+    lvs_json: str
+    pvs_json: str
+    vgs_json: str
+
+
+class EmbeddedLab(Strategy):
+    def __init__(self, inventory: Inventory, *, progress: Progress,
+                 root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
+                 qemu_binary: str = "qemu-system-x86_64") -> None:
+        super().__init__(progress)
+        self.inventory = inventory
+        self.root = root
+        self.cache = cache
+        self.qemu_binary = qemu_binary
+        self.directory = root / inventory.lab
+        self.journal: jr.Journal | None = None
+        self.hosts: dict[str, LabHost] = {}
+        self.storage_facts: StorageFacts | None = None
+        self.guest_host: str | None = None  # where vm1 runs now
+        self.local = Runner("controller")
+        self.hypervisor: QemuDriver | None = None
+
+    # -- naming --------------------------------------------------------------------------
+    def namespace(self, host: str) -> str:
+        return f"{jr.NAMESPACE_PREFIX}{self.inventory.lab}-{host}"
+
+    @property
+    def switch(self) -> str:
+        return self.namespace("switch")
+
+    @property
+    def image_path(self) -> Path:
+        return self.directory / "storage" / "export.img"
+
+    def lab_hosts(self, role: Role) -> list[LabHost]:
+        return [h for h in self.hosts.values() if h.spec.role is role]
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def up(self) -> None:
+        """Reap what an earlier run left, then build the whole lab with the guest running."""
+        removed = jr.reap(self.inventory.lab, self.root)
+        if removed:
+            self.progress.say(f"reaped a stale lab '{self.inventory.lab}': {len(removed)} items "
+                              f"({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
+        try:
+            self.transition(LabState.VM_RUNNING)
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        with self.progress.step("lab teardown"):
+            self._stop_guest()
+            jr.reap(self.inventory.lab, self.root, force=True)
+        self.force(LabState.ABSENT)
+        self.hosts.clear()
+        self.journal = None
+
+    def keep(self) -> None:
+        """Leave the lab up after this run; `xenlab lab down` removes it later."""
+        if self.journal:
+            self.journal.kept = True
+            self.journal.save()
+
+    def _stop_guest(self) -> None:
+        if self.hypervisor:
+            for host in self.hypervisor.hosts:
+                try:
+                    self.hypervisor.stop(host, self.inventory.domain.name)
+                except Exception:  # noqa: BLE001 - best effort: the reaper kills what is left
+                    pass
+
+    # -- network -------------------------------------------------------------------------
+    def enter_network(self) -> None:
+        self.journal = jr.Journal.create(self.inventory.lab, self.directory)
+        inv = self.inventory
+        for spec in inv.hosts:
+            if spec.role is Role.GUEST:
+                continue
+            directory = self.directory / spec.name
+            (directory / "etc").mkdir(parents=True, exist_ok=True)
+            self.hosts[spec.name] = LabHost(spec, self.namespace(spec.name), directory,
+                                            self.journal)
+        self._add_namespace(self.switch)
+        sw = ["ip", "-n", self.switch]
+        self.local.run(sw + ["link", "add", "br0", "type", "bridge", "stp_state", "0",
+                             "forward_delay", "0"])
+        self.local.run(sw + ["link", "set", "br0", "up"])
+        prefix = inv.network.prefixlen
+        for index, host in enumerate(self.hosts.values()):
+            self._add_namespace(host.namespace)
+            ns = ["ip", "-n", host.namespace]
+            port = f"p{index}"
+            self.local.run(sw + ["link", "add", port, "type", "veth", "peer", "name", "eth0",
+                                 "netns", host.namespace])
+            self.local.run(sw + ["link", "set", port, "master", "br0", "up"])
+            self.local.run(ns + ["link", "set", "lo", "up"])
+            self.local.run(ns + ["link", "set", "eth0", "up"])
+            address = f"{host.address}/{prefix}"
+            if host.spec.role is Role.RESOURCE:
+                mac = self._mac(host.namespace, "eth0")
+                self.local.run(ns + ["link", "add", inv.bridge, "type", "bridge", "stp_state", "0",
+                                     "forward_delay", "0"])
+                # pin the bridge's MAC to the uplink's, or it changes when a VM's tap joins
+                self.local.run(ns + ["link", "set", inv.bridge, "address", mac])
+                self.local.run(ns + ["link", "set", "eth0", "master", inv.bridge])
+                self.local.run(ns + ["addr", "add", address, "dev", inv.bridge])
+                self.local.run(ns + ["link", "set", inv.bridge, "up"])
+                for i, vif in enumerate(inv.domain.vifs):
+                    tap = tap_name(inv.domain.name, i)
+                    self.local.run(ns + ["tuntap", "add", "dev", tap, "mode", "tap"])
+                    self.local.run(ns + ["link", "set", tap, "master", vif.bridge, "up"])
+            else:
+                self.local.run(ns + ["addr", "add", address, "dev", "eth0"])
+            self._write_etc(host)
+        self._wait_reachable()
+
+    def _add_namespace(self, name: str) -> None:
+        assert self.journal is not None
+        self.journal.add_namespace(name)  # recorded before it exists: a kill leaves no orphan
+        self.local.run(["ip", "netns", "add", name])
+
+    def _mac(self, namespace: str, ifname: str) -> str:
+        out = self.local.run(["ip", "-n", namespace, "-j", "link", "show", ifname]).stdout
+        return link_address(out)
+
+    def _write_etc(self, host: LabHost) -> None:
+        lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{host.name}"]
+        lines += [f"{h.address}\t{h.name}" for h in self.inventory.hosts]
+        (host.etc_dir / "hosts").write_text("\n".join(lines) + "\n")
+        (host.etc_dir / "hostname").write_text(host.name + "\n")
+
+    def _wait_reachable(self, timeout: float = 10.0) -> None:
+        """Every host answers ping from the storage host (the switch forwards at once)."""
+        storage = self.lab_hosts(Role.STORAGE)[0]
+        for host in self.hosts.values():
+            if host is storage:
+                continue
+            deadline = time.monotonic() + timeout
+            while storage.runner.run(["ping", "-c1", "-W1", "-q", host.address],
+                                     check=False).rc != 0:
+                if time.monotonic() > deadline:
+                    raise LabError(f"{host.name} ({host.address}) does not answer ping from "
+                                   f"{storage.name} after {timeout} s")
+
+    # -- storage -------------------------------------------------------------------------
+    def enter_storage(self) -> None:
+        assert self.journal is not None
+        inv = self.inventory
+        image = self.image_path
+        image.parent.mkdir(parents=True, exist_ok=True)
+        self.journal.add_image(str(image))
+        with open(image, "wb") as f:  # sparse: only what is written takes space
+            f.truncate(inv.image_size)
+        self.storage_facts = self._make_lvm(str(image))
+        storage = self.lab_hosts(Role.STORAGE)[0]
+        argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.interface, str(image)]
+        proc = storage.runner.spawn(argv, log=str(storage.directory / "vblade.log"))
+        storage.record_process(proc.pid, "vblade")
+        time.sleep(0.1)
+        if proc.poll() is not None:
+            log = (storage.directory / "vblade.log").read_text(errors="replace")
+            raise LabError(f"vblade on {storage.name} exited {proc.returncode}: {log[-500:]}")
+
+    def _make_lvm(self, image: str) -> StorageFacts:
+        """PV, VG and LV on the image through a loop device, metadata only (no device-mapper)."""
+        inv = self.inventory
+        conf = self.directory / "lvm"
+        conf.mkdir(exist_ok=True)
+        (conf / "lvm.conf").write_text(LVM_CONF)
+        lvm = Runner("controller", env={"LVM_SYSTEM_DIR": str(conf), "LVM_SUPPRESS_FD_WARNINGS": "1"})
+        loop = self.local.run(["losetup", "--find", "--show", image]).stdout.strip()
+        try:
+            opts = ["--driverloaded", "n", "--devices", loop]
+            lvm.run(["pvcreate", *opts, loop])
+            lvm.run(["vgcreate", *opts, inv.lvm.vg, loop])
+            lvm.run(["lvcreate", *opts, "-an", "-Zn", "-L", f"{inv.lvm.size}b", "-n", inv.lvm.lv,
+                     inv.lvm.vg])
+            report = [*opts, "--reportformat", "json", "--units", "b"]
+            pvs = lvm.run(["pvs", *report, "-o", "+pe_start,pv_uuid"]).stdout
+            vgs = lvm.run(["vgs", *report, "-o", "+vg_extent_size"]).stdout
+            lvs = lvm.run(["lvs", *report, "-o", "+lv_uuid,devices,seg_pe_ranges"]).stdout
+        finally:
+            self.local.run(["losetup", "-d", loop], check=False)
+        pv = parse_pvs(pvs)[0]
+        vg = next(v for v in parse_vgs(vgs) if v.name == inv.lvm.vg)
+        lv = next(v for v in parse_lvs(lvs) if v.name == inv.lvm.lv)
+        return StorageFacts(image=image, pv_uuid=pv.uuid, vg_free=vg.free,
+                            lv_range=lv_byte_range(lv, pv, vg), lvs_json=lvs, pvs_json=pvs,
+                            vgs_json=vgs)
+
+    # -- guest image ---------------------------------------------------------------------
+    def enter_guest_ready(self) -> None:
+        inv = self.inventory
+        with self.progress.step("guest kernel and initramfs (cached after the first run)"):
+            kit = ensure_guest_kit(self.cache / "guest")
+        for path, source in ((inv.domain.kernel, kit.kernel), (inv.domain.ramdisk, kit.initramfs)):
+            if Path(path).resolve() != source.resolve():
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, path)
+        assert self.storage_facts is not None
+        rng = self.storage_facts.lv_range
+        with tempfile.TemporaryDirectory(prefix="xenlab-root-", dir=self.directory) as tmp:
+            stage_root(Path(tmp), hostname=inv.domain.name, root_device=inv.domain.root,
+                       filesystem=inv.filesystem)
+            # mkfs.ext4 straight into the LV's byte range of the exported image
+            self.local.run(["mke2fs", "-q", "-F", "-t", inv.filesystem, "-L", inv.domain.name,
+                            "-E", f"offset={rng.offset}", "-d", tmp, self.storage_facts.image,
+                            f"{rng.size // 1024}k"])
+        config = render_domain_config(inv.domain)
+        for host in self.lab_hosts(Role.RESOURCE):
+            target = host.etc_dir / inv.domain.config_path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(config)
+
+    # -- guest ---------------------------------------------------------------------------
+    def enter_vm_running(self) -> None:
+        inv = self.inventory
+        resources = self.lab_hosts(Role.RESOURCE)
+        guest = IPv4Interface(f"{inv.guest.address}/{inv.network.prefixlen}")
+        self.hypervisor = QemuDriver(resources, self.qemu_binary, self.resolve_disk, guest,
+                                     inv.relocation_port)
+        first = resources[0]
+        self.hypervisor.start(first.name, self.domain_config(first.name))
+        self.guest_host = first.name
+        self.wait_guest(timeout=90)
+
+    def domain_config(self, host: str) -> DomainConfig:
+        """The domain config as that host has it (parsed from its /etc)."""
+        path = self.hosts[host].etc_dir / self.inventory.domain.config_path.lstrip("/")
+        return parse_domain_config(path.read_text(), f"{host}:{self.inventory.domain.config_path}")
+
+    def resolve_disk(self, host: str, source: str) -> DiskImage:
+        """`phy:/dev/vg_xen/lv_vm1` -> the LV's byte range in the exported image."""
+        assert self.storage_facts is not None
+        kind, _, device = source.partition(":")
+        if kind != "phy" or device != self.inventory.lvm.path:
+            raise LabError(f"disk {source!r} of the domain config does not exist on {host} "
+                           f"(the lab has {self.inventory.lvm.path})")
+        rng = self.storage_facts.lv_range
+        return DiskImage(self.storage_facts.image, rng.offset, rng.size)
+
+    def wait_guest(self, timeout: float = 60.0) -> float:
+        """Wait until the guest answers ping from the observer; returns the seconds waited."""
+        observer = self.observer_runner()
+        start = time.monotonic()
+        while observer.run(["ping", "-c1", "-W1", "-q", str(self.inventory.guest.address)],
+                           check=False, timeout=5).rc != 0:
+            if time.monotonic() - start > timeout:
+                console = ""
+                if self.hypervisor and self.guest_host:
+                    path = self.hypervisor.console_path(self.guest_host, self.inventory.domain.name)
+                    console = path.read_text(errors="replace")[-1500:] if path.exists() else ""
+                raise LabError(f"{self.inventory.domain.name} does not answer ping after "
+                               f"{timeout} s; console:\n{console}")
+        return time.monotonic() - start
+
+    def observer_runner(self) -> Runner:
+        name = self.inventory.observer
+        if name == "controller":
+            raise LabError("the embedded lab has no route from the controller: observe from a host")
+        return self.hosts[name].runner
+

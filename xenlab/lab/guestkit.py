@@ -1,0 +1,149 @@
+"""The embedded guest's kernel and initramfs: Debian's cloud kernel and busybox-static.
+
+Fetched once into a cache (`apt-get download`, no install on this machine); the initramfs
+loads the virtio modules in dependency order, mounts the root filesystem from the LV's byte
+range (/dev/vda) and switches to it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from xenlab.errors import CommandError, LabError
+from xenlab.hosts.runner import Runner
+
+GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_net")
+KERNEL_PACKAGE = "linux-image-cloud-amd64"
+BUSYBOX = "/bin/busybox"
+
+INITRAMFS_INIT = """#!/bin/busybox sh
+# xenlab guest initramfs: load virtio drivers, mount the root from the domain's disk, switch.
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /newroot
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
+root=/dev/vda
+for arg in $(cat /proc/cmdline); do case $arg in root=*) root=${arg#root=};; esac; done
+i=0; while [ ! -b "$root" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+mount -o ro "$root" /newroot || { echo "xenlab: cannot mount $root"; exec sh; }
+umount /proc /sys; mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+"""
+
+
+def module_load_order(depends: Mapping[str, Sequence[str]], wanted: Sequence[str]) -> list[str]:
+    """Modules to insmod, dependencies first (a depth-first topological order)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise LabError(f"module dependency cycle through {name}")
+        if name not in depends:
+            raise LabError(f"kernel module {name} not found in the guest kernel package")
+        visiting.add(name)
+        for dep in depends[name]:
+            visit(dep)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in wanted:
+        visit(name)
+    return order
+
+
+@dataclass(frozen=True)
+class GuestKit:
+    kernel: Path
+    initramfs: Path
+    version: str
+
+
+def ensure_guest_kit(cache: Path, runner: Runner | None = None) -> GuestKit:
+    """Kernel and initramfs in `cache`, fetched and built on first use."""
+    runner = runner or Runner()
+    kernel, initramfs, version_file = cache / "vmlinuz", cache / "initrd.gz", cache / "version"
+    if kernel.exists() and initramfs.exists() and version_file.exists():
+        return GuestKit(kernel, initramfs, version_file.read_text().strip())
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="xenlab-kit-") as tmp:
+        work = Path(tmp)
+        package = _resolve_kernel_package(runner, work)
+        runner.run(["apt-get", "download", package], timeout=600, cwd=str(work))
+        debs = sorted(work.glob(f"{package}_*.deb"))
+        if not debs:
+            raise LabError(f"apt-get download {package} left no .deb in {work}")
+        tree = work / "x"
+        runner.run(["dpkg-deb", "-x", str(debs[0]), str(tree)])
+        vmlinuz = sorted((tree / "boot").glob("vmlinuz-*"))
+        if not vmlinuz:
+            raise LabError(f"{package} has no /boot/vmlinuz-*")
+        version = vmlinuz[0].name.removeprefix("vmlinuz-")
+        modules = {p.name.removesuffix(".ko"): p for p in (tree / "lib/modules").rglob("*.ko")}
+        depends = {}
+        for name in modules:
+            out = runner.run(["modinfo", "-F", "depends", str(modules[name])]).stdout.strip()
+            depends[name] = [d for d in out.split(",") if d]
+        order = module_load_order(depends, GUEST_MODULES)
+        payload = {f"lib/modules/{m}.ko": modules[m].read_bytes() for m in order}
+        payload["lib/modules/order"] = ("\n".join(order) + "\n").encode()
+        payload["bin/busybox"] = Path(BUSYBOX).read_bytes()
+        payload["init"] = INITRAMFS_INIT.encode()
+        tmp_initrd = initramfs.with_suffix(".tmp")
+        tmp_initrd.write_bytes(gzip.compress(newc_archive(payload), compresslevel=1))
+        shutil.copyfile(vmlinuz[0], kernel.with_suffix(".tmp"))
+        os.replace(kernel.with_suffix(".tmp"), kernel)
+        os.replace(tmp_initrd, initramfs)
+        version_file.write_text(version + "\n")
+    return GuestKit(kernel, initramfs, version)
+
+
+def _resolve_kernel_package(runner: Runner, work: Path) -> str:
+    """The versioned package behind the `linux-image-cloud-amd64` meta-package."""
+    try:
+        out = runner.run(["apt-cache", "depends", KERNEL_PACKAGE]).stdout
+    except CommandError as exc:
+        raise LabError(f"cannot look up {KERNEL_PACKAGE} (run `apt-get update`?): {exc}") from None
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("Depends:") and "linux-image-" in line:
+            return line.split(":", 1)[1].strip()
+    raise LabError(f"apt-cache depends {KERNEL_PACKAGE} names no kernel package (run apt-get update)")
+
+
+def newc_archive(files: Mapping[str, bytes]) -> bytes:
+    """A cpio 'newc' archive (the initramfs format) of regular files; directories implied."""
+    out = io.BytesIO()
+    dirs = sorted({str(Path(p).parent) for p in files if str(Path(p).parent) != "."}
+                  | {"dev", "proc", "sys", "newroot"})
+    all_dirs = sorted({"/".join(d.split("/")[: i + 1]) for d in dirs for i in range(d.count("/") + 1)})
+    ino = 1
+
+    def entry(name: str, mode: int, data: bytes) -> None:
+        nonlocal ino
+        encoded = name.encode() + b"\0"
+        header = "070701" + "".join(f"{v:08x}" for v in (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0))
+        out.write(header.encode() + encoded)
+        out.write(b"\0" * (-(110 + len(encoded)) % 4))
+        out.write(data)
+        out.write(b"\0" * (-len(data) % 4))
+        ino += 1
+
+    for d in all_dirs:
+        entry(d, stat.S_IFDIR | 0o755, b"")
+    for name, data in sorted(files.items()):
+        executable = name in ("init", "bin/busybox")
+        entry(name, stat.S_IFREG | (0o755 if executable else 0o644), data)
+    entry("TRAILER!!!", 0, b"")
+    return out.getvalue()
