@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from xenlab.errors import CommandError
 
 OVERLAY_SCRIPT = (
-    'mount -t overlay xenlab-etc -o "lowerdir=$1:/etc" /etc || exit 125; shift; exec "$@"'
+    'mount -t overlay xenlab-etc -o "lowerdir=$1:/etc" /etc || exit 125; '
+    '[ -s /etc/hostname ] && cat /etc/hostname > /proc/sys/kernel/hostname; shift; exec "$@"'
 )
 
 
@@ -31,11 +32,12 @@ def netns_prefix(namespace: str, etc_dir: str | None) -> list[str]:
     """argv prefix that runs a command inside `namespace` with `etc_dir` laid over /etc.
 
     The overlay gives every embedded host its own /etc/hosts and its own files under /etc
-    (e.g. /etc/xen/vm/vm1) in a private mount namespace; nothing on the machine changes.
+    (e.g. /etc/xen/vm/vm1) in a private mount namespace, and its own host name in a private
+    UTS namespace; nothing on the machine changes.
     """
     prefix = ["ip", "netns", "exec", namespace]
     if etc_dir:
-        prefix += ["unshare", "--mount", "--propagation", "private",
+        prefix += ["unshare", "--mount", "--uts", "--propagation", "private",
                    "sh", "-c", OVERLAY_SCRIPT, "xenlab-etc", etc_dir]
     return prefix
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from xenlab.errors import LabError, MigrationError
+from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import DomainState, MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig
 from xenlab.hypervisor.qmp import (
@@ -22,7 +23,6 @@ from xenlab.hypervisor.qmp import (
     figures_settled,
     migration_figures,
 )
-from xenlab.hosts.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,14 @@ class DiskImage:
 
 
 class EmbeddedHost(Protocol):
-    name: str
-    address: str
-    runner: Runner
-    directory: Path
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def runner(self) -> Runner: ...
+    @property
+    def directory(self) -> Path: ...
 
     def record_process(self, pid: int, what: str) -> None: ...
 

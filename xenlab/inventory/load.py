@@ -28,7 +28,7 @@ from xenlab.inventory.model import (
     Vif,
 )
 
-EMBEDDED_RANGE = ip_network("198.18.0.0/15")
+EMBEDDED_RANGE = IPv4Network("198.18.0.0/15")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -67,7 +67,7 @@ class _Reader:
                 raise self.fail(name, f"{what or kind.__name__} (required key is missing)")
             return default
         value = self.data[name]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             raise self.fail(name, what or kind.__name__, value)
         return value
 
@@ -159,7 +159,8 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     lvm_r.done()
     image_size = _size(lab, "image_size", lvm.size + (1 << 30)) if kind is LabKind.EMBEDDED else 0
     if kind is LabKind.EMBEDDED and image_size < lvm.size + (8 << 20):
-        raise lab.fail("image_size", f"at least the LV size plus 8 MiB ({lvm.size + (8 << 20)} bytes)", image_size)
+        raise lab.fail("image_size", f"at least the LV size plus 8 MiB ({lvm.size + (8 << 20)} bytes)",
+                       image_size)
     lim_r = lab.sub("limits", required=False)
     limits = Limits(
         downtime_ms=_number(lim_r, "downtime_ms", Limits.downtime_ms),
@@ -214,6 +215,10 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     if observer not in allowed_observers:
         raise InventoryError(path, "all.vars.xenlab.observer", f"one of {allowed_observers}", observer)
     assert domain is not None
+    if kind is LabKind.EMBEDDED and not domain.config_path.startswith("/etc/"):
+        raise InventoryError(path, f"{where}.guests.hosts.{domain.name}.domain.config",
+                             "a path under /etc/ (each embedded host has its own /etc)",
+                             domain.config_path)
     return Inventory(
         path=path, lab=lab_name, kind=kind, toolstack=toolstack, distribution=distribution,
         network=network, bridge=bridge, relocation_port=port, filesystem=filesystem,
@@ -250,7 +255,8 @@ def _domain(dr: _Reader, host_name: str) -> DomainSpec:
     disks = _str_list(dr, "disk")
     for i, text in enumerate(disks):
         if len(text.split(",")) != 3 or ":" not in text.split(",")[0]:
-            raise dr.fail(f"disk[{i}]", "'phy:DEVICE,TARGET,MODE' (e.g. 'phy:/dev/vg_xen/lv_vm1,hda1,w')", text)
+            raise dr.fail(f"disk[{i}]",
+                          "'phy:DEVICE,TARGET,MODE' (e.g. 'phy:/dev/vg_xen/lv_vm1,hda1,w')", text)
     spec = DomainSpec(
         name=dr.get("name", str, host_name),
         config_path=dr.get("config", str, what="the path of the domain config on the resource hosts"),

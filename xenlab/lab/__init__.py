@@ -1,0 +1,22 @@
+"""Labs: the embedded lab built on this machine, and real labs reached over SSH."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from testinfra.host import Host
+
+from xenlab.hypervisor.base import MigrationResult
+from xenlab.inventory.model import Inventory
+
+
+class Lab(Protocol):
+    """What fixtures and suites may use of a lab, embedded or real."""
+
+    inventory: Inventory
+
+    def up(self) -> None: ...
+    def down(self) -> None: ...
+    def host(self, name: str) -> Host: ...
+    def guest_location(self) -> str | None: ...
+    def migrate(self, destination: str) -> MigrationResult: ...

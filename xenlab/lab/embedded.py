@@ -18,8 +18,12 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from pathlib import Path
 
+from testinfra.host import Host
+
 from xenlab.errors import LabError
+from xenlab.hosts.access import embedded_host
 from xenlab.hosts.runner import Runner, netns_prefix
+from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.inventory.model import HostSpec, Inventory, Role
@@ -62,6 +66,11 @@ class LabHost:
 
     def record_process(self, pid: int, what: str) -> None:
         self.journal.add_process(pid, self.name, what)
+
+    def etc_file(self, path: str) -> Path:
+        """Where the host's own copy of /etc/... lies on this machine."""
+        relative = Path(path).relative_to("/etc")
+        return self.etc_dir / relative
 
 
 @dataclass(frozen=True)
@@ -156,38 +165,39 @@ class EmbeddedLab(Strategy):
             self.hosts[spec.name] = LabHost(spec, self.namespace(spec.name), directory,
                                             self.journal)
         self._add_namespace(self.switch)
-        sw = ["ip", "-n", self.switch]
-        self.local.run(sw + ["link", "add", "br0", "type", "bridge", "stp_state", "0",
-                             "forward_delay", "0"])
-        self.local.run(sw + ["link", "set", "br0", "up"])
+        self._ip(self.switch, "link", "add", "br0", "type", "bridge", "stp_state", "0",
+                 "forward_delay", "0")
+        self._ip(self.switch, "link", "set", "br0", "up")
         prefix = inv.network.prefixlen
         for index, host in enumerate(self.hosts.values()):
             self._add_namespace(host.namespace)
-            ns = ["ip", "-n", host.namespace]
             port = f"p{index}"
-            self.local.run(sw + ["link", "add", port, "type", "veth", "peer", "name", "eth0",
-                                 "netns", host.namespace])
-            self.local.run(sw + ["link", "set", port, "master", "br0", "up"])
-            self.local.run(ns + ["link", "set", "lo", "up"])
-            self.local.run(ns + ["link", "set", "eth0", "up"])
+            self._ip(self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+                     "netns", host.namespace)
+            self._ip(self.switch, "link", "set", port, "master", "br0", "up")
+            self._ip(host.namespace, "link", "set", "lo", "up")
+            self._ip(host.namespace, "link", "set", "eth0", "up")
             address = f"{host.address}/{prefix}"
             if host.spec.role is Role.RESOURCE:
                 mac = self._mac(host.namespace, "eth0")
-                self.local.run(ns + ["link", "add", inv.bridge, "type", "bridge", "stp_state", "0",
-                                     "forward_delay", "0"])
+                self._ip(host.namespace, "link", "add", inv.bridge, "type", "bridge",
+                         "stp_state", "0", "forward_delay", "0")
                 # pin the bridge's MAC to the uplink's, or it changes when a VM's tap joins
-                self.local.run(ns + ["link", "set", inv.bridge, "address", mac])
-                self.local.run(ns + ["link", "set", "eth0", "master", inv.bridge])
-                self.local.run(ns + ["addr", "add", address, "dev", inv.bridge])
-                self.local.run(ns + ["link", "set", inv.bridge, "up"])
+                self._ip(host.namespace, "link", "set", inv.bridge, "address", mac)
+                self._ip(host.namespace, "link", "set", "eth0", "master", inv.bridge)
+                self._ip(host.namespace, "addr", "add", address, "dev", inv.bridge)
+                self._ip(host.namespace, "link", "set", inv.bridge, "up")
                 for i, vif in enumerate(inv.domain.vifs):
                     tap = tap_name(inv.domain.name, i)
-                    self.local.run(ns + ["tuntap", "add", "dev", tap, "mode", "tap"])
-                    self.local.run(ns + ["link", "set", tap, "master", vif.bridge, "up"])
+                    self._ip(host.namespace, "tuntap", "add", "dev", tap, "mode", "tap")
+                    self._ip(host.namespace, "link", "set", tap, "master", vif.bridge, "up")
             else:
-                self.local.run(ns + ["addr", "add", address, "dev", "eth0"])
+                self._ip(host.namespace, "addr", "add", address, "dev", "eth0")
             self._write_etc(host)
         self._wait_reachable()
+
+    def _ip(self, namespace: str, *args: str) -> None:
+        self.local.run(["ip", "-n", namespace, *args])
 
     def _add_namespace(self, name: str) -> None:
         assert self.journal is not None
@@ -283,7 +293,7 @@ class EmbeddedLab(Strategy):
                             f"{rng.size // 1024}k"])
         config = render_domain_config(inv.domain)
         for host in self.lab_hosts(Role.RESOURCE):
-            target = host.etc_dir / inv.domain.config_path.lstrip("/")
+            target = host.etc_file(inv.domain.config_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(config)
 
@@ -301,7 +311,7 @@ class EmbeddedLab(Strategy):
 
     def domain_config(self, host: str) -> DomainConfig:
         """The domain config as that host has it (parsed from its /etc)."""
-        path = self.hosts[host].etc_dir / self.inventory.domain.config_path.lstrip("/")
+        path = self.hosts[host].etc_file(self.inventory.domain.config_path)
         return parse_domain_config(path.read_text(), f"{host}:{self.inventory.domain.config_path}")
 
     def resolve_disk(self, host: str, source: str) -> DiskImage:
@@ -328,6 +338,33 @@ class EmbeddedLab(Strategy):
                 raise LabError(f"{self.inventory.domain.name} does not answer ping after "
                                f"{timeout} s; console:\n{console}")
         return time.monotonic() - start
+
+    # -- what suites use ------------------------------------------------------------------
+    def host(self, name: str) -> Host:
+        """A testinfra Host for a lab host (commands run inside its namespace)."""
+        if name not in self.hosts:
+            raise LabError(f"no host {name!r} in the embedded lab (guests are reached by ping)")
+        h = self.hosts[name]
+        return embedded_host(h.namespace, h.etc_dir, h.name)
+
+    def guest_location(self) -> str | None:
+        assert self.hypervisor is not None
+        running = self.hypervisor.running_on(self.inventory.domain.name)
+        return running[0] if len(running) == 1 else None
+
+    def migrate(self, destination: str) -> MigrationResult:
+        """Live-migrate the guest from where it runs now to `destination`."""
+        assert self.hypervisor is not None
+        source = self.guest_host
+        if source is None or destination not in self.hosts:
+            raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
+                           f"to {destination}")
+        result = self.hypervisor.migrate(
+            self.inventory.domain.name, source, destination, self.domain_config(destination),
+            timeout=self.inventory.limits.migration_timeout_s)
+        if result.completed:
+            self.guest_host = destination
+        return result
 
     def observer_runner(self) -> Runner:
         name = self.inventory.observer

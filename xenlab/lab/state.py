@@ -35,7 +35,8 @@ class Strategy:
         self.broken_by: BaseException | None = None
 
     def _step(self, state: LabState) -> Callable[[], None]:
-        return getattr(self, f"enter_{state.label}")  # type: ignore[no-any-return]
+        step: Callable[[], None] = getattr(self, f"enter_{state.label}")
+        return step
 
     def transition(self, target: LabState) -> None:
         if self.state is LabState.BROKEN:

@@ -1,0 +1,27 @@
+# xenlab: two commands on a fresh Debian 12 machine, as root.
+#   make certify   set up, build the embedded lab, certify it, write reports/report.html
+#   make test      set up, lint, run xenlab's own tests
+VENV   := .venv
+PYTEST := $(VENV)/bin/pytest
+REPORT := reports/report.html
+
+.PHONY: setup certify test lint clean-lab bench
+
+setup:
+	@bash scripts/setup.sh
+
+certify: setup
+	$(PYTEST) suites --html=$(REPORT) --self-contained-html --junitxml=reports/junit.xml $(ARGS)
+
+lint:
+	$(VENV)/bin/ruff check xenlab fixtures suites tests benchmarks conftest.py
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PYTEST) tests $(ARGS)
+
+bench: setup
+	$(VENV)/bin/python benchmarks/bench_lab.py
+
+clean-lab:
+	$(VENV)/bin/xenlab lab down

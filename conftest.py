@@ -1,0 +1,7 @@
+"""Root conftest: registers xenlab's fixture plugins, one module per concern."""
+
+pytest_plugins = [
+    "fixtures.lab",
+    "fixtures.hosts",
+    "fixtures.migration",
+]

@@ -1,0 +1,60 @@
+"""testinfra `Host` objects for every lab host, by connection kind.
+
+Real labs use testinfra's own ssh/paramiko/local backends. Embedded hosts are network
+namespaces: `NetnsBackend` runs each command inside the host's namespace with the host's
+private /etc laid over the machine's, so suites use the very same Host API on both.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import testinfra
+from testinfra.backend.base import BaseBackend, CommandResult
+from testinfra.host import Host
+
+from xenlab.hosts.runner import netns_prefix
+from xenlab.inventory.model import Connection, HostSpec
+
+
+class NetnsBackend(BaseBackend):
+    """testinfra backend: commands run in a network namespace of the embedded lab."""
+
+    NAME = "xenlab-netns"
+
+    def __init__(self, namespace: str, etc_dir: str | None = None, *args: Any,
+                 label: str | None = None, **kwargs: Any) -> None:
+        self.namespace = namespace
+        self.etc_dir = etc_dir
+        self.label = label or namespace
+        super().__init__(namespace, *args, **kwargs)
+
+    def get_pytest_id(self) -> str:
+        return self.label
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        inner = self.get_command(command, *args)
+        wrapped = shlex.join([*netns_prefix(self.namespace, self.etc_dir), "sh", "-c", inner])
+        return self.run_local(wrapped)
+
+
+def embedded_host(namespace: str, etc_dir: Path | None, label: str) -> Host:
+    return Host(NetnsBackend(namespace, str(etc_dir) if etc_dir else None, label=label))
+
+
+def ssh_host(spec: HostSpec, known_hosts: str | None = None) -> Host:
+    """A real host through testinfra's ssh or paramiko backend, as the inventory says."""
+    if spec.connection is Connection.LOCAL:
+        return testinfra.get_host("local://")
+    scheme = "paramiko" if spec.connection is Connection.PARAMIKO else "ssh"
+    kwargs: dict[str, Any] = {}
+    if spec.key_file:
+        kwargs["ssh_identity_file"] = os.path.expanduser(spec.key_file)
+    if spec.ssh_config:
+        kwargs["ssh_config"] = os.path.expanduser(spec.ssh_config)
+    if known_hosts and scheme == "ssh":
+        kwargs["ssh_extra_args"] = f"-o UserKnownHostsFile={shlex.quote(known_hosts)}"
+    return testinfra.get_host(f"{scheme}://{spec.user}@{spec.address}:{spec.port}", **kwargs)

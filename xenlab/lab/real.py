@@ -1,0 +1,54 @@
+"""A real lab: the inventory's machines, reached over SSH through testinfra. Nothing is built
+or changed here; provisioning is a separate, explicit step."""
+
+from __future__ import annotations
+
+from testinfra.host import Host
+
+from xenlab.errors import LabError
+from xenlab.hosts.access import ssh_host
+from xenlab.hypervisor.base import MigrationResult
+from xenlab.hypervisor.xen import XenCliDriver
+from xenlab.inventory.model import Inventory, Role, Toolstack
+from xenlab.progress import Progress
+
+
+class RealLab:
+    def __init__(self, inventory: Inventory, *, progress: Progress) -> None:
+        self.inventory = inventory
+        self.progress = progress
+        self._hosts: dict[str, Host] = {}
+        if inventory.toolstack not in (Toolstack.XL, Toolstack.XM):
+            raise LabError(f"{inventory.path}: toolstack {inventory.toolstack.value} has no "
+                           "driver for real labs yet (xl and xm do)")
+        resources = {h.name: self.host(h.name) for h in inventory.by_role(Role.RESOURCE)}
+        self.hypervisor = XenCliDriver(inventory.toolstack.value, resources)
+
+    def host(self, name: str) -> Host:
+        if name not in self._hosts:
+            self._hosts[name] = ssh_host(self.inventory.host(name))
+        return self._hosts[name]
+
+    def up(self) -> None:
+        with self.progress.step("lab connect"):
+            for spec in self.inventory.hosts:
+                if spec.role is Role.GUEST:
+                    continue
+                result = self.host(spec.name).run("true")
+                if result.rc != 0:
+                    raise LabError(f"{spec.name} ({spec.address}) is not reachable over "
+                                   f"{spec.connection.value}: {result.stderr.strip()}")
+
+    def down(self) -> None:
+        """A real lab is left as it was found."""
+
+    def guest_location(self) -> str | None:
+        running = self.hypervisor.running_on(self.inventory.domain.name)
+        return running[0] if len(running) == 1 else None
+
+    def migrate(self, destination: str) -> MigrationResult:
+        source = self.guest_location()
+        if source is None:
+            raise LabError(f"{self.inventory.domain.name} is not running on exactly one host")
+        return self.hypervisor.migrate(self.inventory.domain.name, source, destination,
+                                       timeout=self.inventory.limits.migration_timeout_s)
