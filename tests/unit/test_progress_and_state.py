@@ -71,7 +71,7 @@ def test_failed_transition_leaves_the_lab_broken() -> None:
     with pytest.raises(OSError):
         lab.transition(LabState.VM_RUNNING)
     assert lab.state is LabState.BROKEN and lab.entered == ["network"]
-    with pytest.raises(LabError, match="broken .*storage failed"):
+    with pytest.raises(LabError, match=r"broken .*storage failed"):
         lab.transition(LabState.VM_RUNNING)
     lab.force(LabState.ABSENT)
     lab.fail_at = None

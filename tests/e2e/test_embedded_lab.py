@@ -1,0 +1,139 @@
+"""End to end: the embedded lab built for real, migrated, and gone afterwards — also after
+Ctrl-C during the build and after a `kill -9` of pytest (the next run reaps it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the embedded lab needs root")
+
+
+@pytest.fixture
+def lab_files(tmp_path: Path) -> tuple[Path, Path, str]:
+    """An inventory for a lab of its own name, and a lab root of its own."""
+    name = f"e2e{os.getpid() % 10000}"
+    text = (REPO / "inventories/embedded.yml").read_text().replace("lab: embedded", f"lab: {name}")
+    inventory = tmp_path / "lab.yml"
+    inventory.write_text(text)
+    return inventory, tmp_path / "labs", name
+
+
+def suites(inventory: Path, root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider",
+            "--lab-inventory", str(inventory), "--lab-root", str(root), *args]
+
+
+def leftovers(name: str, root: Path) -> list[str]:
+    """Everything of the lab still on this machine."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"namespace {line.split()[0]}" for line in netns.splitlines()
+              if line.startswith(f"xenlab-{name}-")]
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    found += [f"loop {line}" for line in loops.splitlines() if str(root) in line]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(root / name) in cmdline and int(proc.name) != os.getpid():
+            found.append(f"process {proc.name}: {cmdline.replace(chr(0), ' ')[:120]}")
+    if (root / name).exists():
+        found.append(f"directory {root / name}")
+    found += [f"/etc/netns/{d.name}" for d in Path("/etc/netns").glob(f"xenlab-{name}-*")]
+    return found
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"never saw {needle!r}; output:\n{''.join(seen)}")
+
+
+def test_build_migrate_twice_and_leave_nothing(lab_files: tuple[Path, Path, str]) -> None:
+    inventory, root, name = lab_files
+    result = subprocess.run(suites(inventory, root, "-v"), cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-2000:]
+    assert "test_live_migration[xen_resource_1->xen_resource_2] PASSED" in out
+    assert "test_live_migration[xen_resource_2->xen_resource_1] PASSED" in out
+    for step in ("lab network: done", "lab storage: done", "lab guest_ready: done",
+                 "lab vm_running: done", "lab teardown: done"):
+        assert step in out, f"no progress line {step!r}"
+    assert leftovers(name, root) == []
+
+
+@pytest.mark.parametrize("moment", ["lab storage ...", "lab vm_running ..."])
+def test_ctrl_c_during_the_build_leaves_nothing(lab_files: tuple[Path, Path, str],
+                                                moment: str) -> None:
+    inventory, root, name = lab_files
+    proc = subprocess.Popen(suites(inventory, root), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_line(proc, moment)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "lab teardown: done" in out, out[-2000:]
+    assert leftovers(name, root) == []
+
+
+def test_kill_9_is_reaped_by_the_next_run(lab_files: tuple[Path, Path, str]) -> None:
+    inventory, root, name = lab_files
+    proc = subprocess.Popen(suites(inventory, root), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_line(proc, "lab vm_running: done")
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = leftovers(name, root)
+    assert any(item.startswith("namespace") for item in left), left
+    assert any("qemu" in item for item in left), left  # the killed run really left a lab
+    result = subprocess.run(suites(inventory, root, "-k", "every_host"), cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"reaped a stale lab '{name}'" in result.stdout
+    assert leftovers(name, root) == []
+
+
+def test_kept_lab_is_torn_down_by_the_command(lab_files: tuple[Path, Path, str]) -> None:
+    inventory, root, name = lab_files
+    result = subprocess.run(suites(inventory, root, "-k", "every_host", "--lab-keep"), cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"xenlab lab down --lab {name}" in result.stdout
+    assert any(item.startswith("namespace") for item in leftovers(name, root))
+    listing = subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "list", "--root",
+                              str(root)], capture_output=True, text=True, check=True).stdout
+    assert f"{name}: kept" in listing
+    down = subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
+                           "--root", str(root)], capture_output=True, text=True)
+    assert down.returncode == 0 and f"removed namespace xenlab-{name}-switch" in down.stdout
+    assert leftovers(name, root) == []
