@@ -137,3 +137,24 @@ def test_kept_lab_is_torn_down_by_the_command(lab_files: tuple[Path, Path, str])
                            "--root", str(root)], capture_output=True, text=True)
     assert down.returncode == 0 and f"removed namespace xenlab-{name}-switch" in down.stdout
     assert leftovers(name, root) == []
+
+
+def test_failed_check_keeps_the_logs_and_still_cleans_up(
+        lab_files: tuple[Path, Path, str]) -> None:
+    inventory, root, name = lab_files
+    argv = suites(inventory, root)
+    argv[argv.index("suites")] = "tests/data/suites/failing_check.py"
+    logs = REPO / "reports" / "lab-logs" / name
+    try:
+        result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 1, result.stdout[-3000:]
+        assert "deliberate failure" in result.stdout
+        assert f"lab logs saved in {logs}" in result.stdout
+        console = (logs / "xen_resource_1-vm1.console").read_text()
+        assert "xenlab-guest-ready boot_id=" in console
+        assert (logs / "lab.json").exists() and (logs / "xen_storage-vblade.log").exists()
+        assert leftovers(name, root) == []
+    finally:
+        import shutil
+
+        shutil.rmtree(logs, ignore_errors=True)

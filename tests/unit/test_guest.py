@@ -14,12 +14,19 @@ from xenlab.errors import LabError
 from xenlab.hypervisor.domconfig import parse_domain_config
 from xenlab.hypervisor.qemu import DiskImage, qemu_argv
 from xenlab.lab.guestkit import GUEST_MODULES, module_load_order, newc_archive
-from xenlab.lab.image import DIRINSTALL_INITTAB, article_fstab, comment_runlevels, stage_root
+from xenlab.lab.image import (
+    DIRINSTALL_INITTAB,
+    GuestSsh,
+    article_fstab,
+    comment_runlevels,
+    parse_ldd,
+    stage_root,
+)
 
 
 def depends(data: Path) -> dict[str, list[str]]:
     table = {}
-    for line in (data / "kernel/modinfo-depends.txt").read_text().splitlines():
+    for line in (data / "guest/modinfo-depends.txt").read_text().splitlines():
         name, _, deps = line.partition(" ")
         table[name] = [d for d in deps.strip().split(",") if d]
     return table
@@ -89,3 +96,27 @@ def test_qemu_argv_from_domain_config(data: Path) -> None:
     assert argv[-2:] == ["-incoming", "tcp:198.18.0.12:8002"]
     append = argv[argv.index("-append") + 1]
     assert append.startswith("root=/dev/vda ro 3 ") and "xenlab.ip=198.18.0.21/24" in append
+
+
+def test_parse_ldd_of_dropbear(data: Path) -> None:
+    libs = parse_ldd((data / "guest/ldd-dropbear.txt").read_text())
+    assert "/lib64/ld-linux-x86-64.so.2" in libs
+    assert "/lib/x86_64-linux-gnu/libc.so.6" in libs
+    assert not any("vdso" in lib for lib in libs) and len(libs) == 7
+
+
+def test_stage_root_with_ssh(tmp_path: Path, data: Path) -> None:
+    key = tmp_path / "hostkey"
+    key.write_bytes(b"not really a key")
+    fake_lib = tmp_path / "libfake.so"
+    fake_lib.write_bytes(b"\x7fELF")
+    root = tmp_path / "root"
+    stage_root(root, hostname="vm1", root_device="/dev/vda", filesystem="ext4",
+               ssh=GuestSsh(server="/bin/busybox", libraries=(str(fake_lib),), host_key=key,
+                            authorized_key="ssh-ed25519 AAAA lab\n"))
+    assert (root / "root/.ssh/authorized_keys").read_text() == "ssh-ed25519 AAAA lab\n"
+    assert (root / "root/.ssh").stat().st_mode & 0o777 == 0o700
+    assert (root / str(fake_lib).lstrip("/")).read_bytes() == b"\x7fELF"
+    assert (root / "etc/dropbear/dropbear_ed25519_host_key").stat().st_mode & 0o777 == 0o600
+    assert "dropbear -s" in (root / "etc/xenlab/rc.d/50-sshd").read_text()
+    assert (root / "etc/shadow").read_text().startswith("root:*:")  # no password, not locked

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from pathlib import Path
 
+import testinfra
 from testinfra.host import Host
 
 from xenlab.errors import LabError
@@ -29,13 +30,14 @@ from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_guest_kit
-from xenlab.lab.image import stage_root
+from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
 from xenlab.lab.state import LabState, Strategy
 from xenlab.net.iproute import link_address
 from xenlab.progress import Progress
 from xenlab.storage.lvm import ByteRange, lv_byte_range, parse_lvs, parse_pvs, parse_vgs
 
 DEFAULT_CACHE = Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
+DROPBEAR = "/usr/sbin/dropbear"
 LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
 
 
@@ -144,6 +146,16 @@ class EmbeddedLab(Strategy):
         if self.journal:
             self.journal.kept = True
             self.journal.save()
+
+    def save_logs(self, target: Path) -> Path:
+        """Copy consoles, QEMU and vblade logs and the journal out of the lab directory."""
+        destination = target / self.inventory.lab
+        destination.mkdir(parents=True, exist_ok=True)
+        for pattern in ("*/*.console", "*/*.log", "lab.json"):
+            for path in self.directory.glob(pattern):
+                name = f"{path.parent.name}-{path.name}" if path.parent != self.directory else path.name
+                shutil.copyfile(path, destination / name)
+        return destination
 
     def _stop_guest(self) -> None:
         if self.hypervisor:
@@ -286,7 +298,7 @@ class EmbeddedLab(Strategy):
         rng = self.storage_facts.lv_range
         with tempfile.TemporaryDirectory(prefix="xenlab-root-", dir=self.directory) as tmp:
             stage_root(Path(tmp), hostname=inv.domain.name, root_device=inv.domain.root,
-                       filesystem=inv.filesystem)
+                       filesystem=inv.filesystem, ssh=self._make_ssh())
             # mkfs.ext4 straight into the LV's byte range of the exported image
             self.local.run(["mke2fs", "-q", "-F", "-t", inv.filesystem, "-L", inv.domain.name,
                             "-E", f"offset={rng.offset}", "-d", tmp, self.storage_facts.image,
@@ -296,6 +308,34 @@ class EmbeddedLab(Strategy):
             target = host.etc_file(inv.domain.config_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(config)
+
+    def _make_ssh(self) -> GuestSsh:
+        """A client key and a guest host key of this lab's own; the host key is pinned."""
+        inv = self.inventory
+        d = self.ssh_dir
+        d.mkdir(parents=True, exist_ok=True)
+        self.local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"xenlab-{inv.lab}",
+                        "-f", str(d / "id_ed25519")])
+        self.local.run(["dropbearkey", "-t", "ed25519", "-f", str(d / "guest_host_key")])
+        public = self.local.run(["dropbearkey", "-y", "-f", str(d / "guest_host_key")]).stdout
+        host_key = next((line.split()[:2] for line in public.splitlines()
+                         if line.startswith("ssh-")), None)
+        if host_key is None:
+            raise LabError(f"dropbearkey -y printed no public key: {public!r}")
+        guest = inv.guest
+        (d / "known_hosts").write_text(f"{guest.name},{guest.address} {' '.join(host_key)}\n")
+        storage = self.lab_hosts(Role.STORAGE)[0]
+        (d / "config").write_text(ssh_config(
+            guest.name, str(guest.address), d,
+            proxy=f"ip netns exec {storage.namespace} busybox nc %h %p"))
+        ldd = self.local.run(["ldd", DROPBEAR]).stdout
+        return GuestSsh(server=DROPBEAR, libraries=tuple(parse_ldd(ldd)),
+                        host_key=d / "guest_host_key",
+                        authorized_key=(d / "id_ed25519.pub").read_text())
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.directory / "ssh"
 
     # -- guest ---------------------------------------------------------------------------
     def enter_vm_running(self) -> None:
@@ -342,8 +382,11 @@ class EmbeddedLab(Strategy):
     # -- what suites use ------------------------------------------------------------------
     def host(self, name: str) -> Host:
         """A testinfra Host for a lab host (commands run inside its namespace)."""
+        if name == self.inventory.guest.name:
+            return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.ssh_dir / "config"),
+                                      controlpersist=0, timeout=15)
         if name not in self.hosts:
-            raise LabError(f"no host {name!r} in the embedded lab (guests are reached by ping)")
+            raise LabError(f"no host {name!r} in the embedded lab")
         h = self.hosts[name]
         return embedded_host(h.namespace, h.etc_dir, h.name)
 
@@ -372,3 +415,20 @@ class EmbeddedLab(Strategy):
             raise LabError("the embedded lab has no route from the controller: observe from a host")
         return self.hosts[name].runner
 
+
+
+def ssh_config(name: str, address: str, directory: Path, proxy: str) -> str:
+    """OpenSSH client config reaching the guest through a lab host's namespace."""
+    return "\n".join([
+        f"Host {name} {address}",
+        f"  HostName {address}",
+        "  User root",
+        f"  IdentityFile {directory / 'id_ed25519'}",
+        "  IdentitiesOnly yes",
+        f"  UserKnownHostsFile {directory / 'known_hosts'}",
+        "  StrictHostKeyChecking yes",
+        "  BatchMode yes",
+        f"  ProxyCommand {proxy}",
+        "  ConnectTimeout 15",
+        "",
+    ])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 # What YaST's dirinstall leaves in /etc/inittab on SUSE 10.1 (abridged to the lines that matter).
@@ -70,15 +72,63 @@ def guest_passwd() -> tuple[str, str]:
     """passwd and shadow for the guest.
 
     The article copies dom0's own /etc/passwd and /etc/shadow into the guest; the embedded lab
-    never copies this machine's password hashes into an image, so root's password is locked.
+    never copies this machine's password hashes into an image: root has no password ('*'),
+    and logs in with the lab's own SSH key only.
     """
     passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
-    shadow = "root:!:20000:0:99999:7:::\nnobody:!:20000:0:99999:7:::\n"
+    shadow = "root:*:20000:0:99999:7:::\nnobody:*:20000:0:99999:7:::\n"
     return passwd, shadow
 
 
+SSHD_SCRIPT = """#!/bin/sh
+# the guest's SSH server: key logins only, with the lab's own host key
+exec /usr/sbin/dropbear -s -r /etc/dropbear/dropbear_ed25519_host_key -p 22
+"""
+
+
+def parse_ldd(text: str) -> list[str]:
+    """The library paths in `ldd BINARY` output (the loader included, vdso left out)."""
+    paths = []
+    for line in text.splitlines():
+        line = line.strip()
+        target = line.split("=>", 1)[1] if "=>" in line else line
+        path = target.strip().split(" (", 1)[0].strip()
+        if path.startswith("/"):
+            paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class GuestSsh:
+    """What the guest needs to accept the lab's SSH key: dropbear, its libraries, the keys."""
+
+    server: str  # /usr/sbin/dropbear on this machine
+    libraries: tuple[str, ...]
+    host_key: Path  # dropbear-format private host key
+    authorized_key: str  # the lab's public client key
+
+
+def install_ssh(root: Path, ssh: GuestSsh) -> None:
+    for source in (ssh.server, *ssh.libraries):
+        target = root / source.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(source), target)
+    keydir = root / "etc/dropbear"
+    keydir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ssh.host_key, keydir / "dropbear_ed25519_host_key")
+    os.chmod(keydir / "dropbear_ed25519_host_key", 0o600)
+    dot_ssh = root / "root/.ssh"
+    dot_ssh.mkdir(parents=True, exist_ok=True)
+    os.chmod(dot_ssh, 0o700)
+    (dot_ssh / "authorized_keys").write_text(ssh.authorized_key.strip() + "\n")
+    os.chmod(dot_ssh / "authorized_keys", 0o600)
+    script = root / "etc/xenlab/rc.d/50-sshd"
+    script.write_text(SSHD_SCRIPT)
+    os.chmod(script, 0o755)
+
+
 def stage_root(root: Path, *, hostname: str, root_device: str, filesystem: str,
-               busybox: str = "/bin/busybox") -> None:
+               busybox: str = "/bin/busybox", ssh: GuestSsh | None = None) -> None:
     """Lay out the guest root in `root`: the 'dirinstall image', then the article's fix-ups."""
     for d in ("bin", "sbin", "etc/xenlab/rc.d", "dev", "proc", "sys", "tmp", "run", "root", "mnt"):
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -109,3 +159,5 @@ def stage_root(root: Path, *, hostname: str, root_device: str, filesystem: str,
     os.chmod(root / "etc/shadow", 0o600)
     (root / "etc/fstab").write_text(article_fstab(root_device, filesystem))
     (root / "etc/inittab").write_text(comment_runlevels(DIRINSTALL_INITTAB))
+    if ssh is not None:
+        install_ssh(root, ssh)
