@@ -3,6 +3,7 @@
     xenlab lab list                 labs with files on this machine, and whether their run lives
     xenlab lab down [--lab NAME]    tear down a kept (or abandoned) embedded lab
     xenlab lab kit                  fetch the embedded guest's kernel, build its initramfs
+    xenlab aoe-check CAPTURE.pcap   AoE problems in a capture (exit 1 when there are any)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from xenlab.aoe.check import analyze, read_capture
 from xenlab.errors import XenlabError
 from xenlab.inventory import load_inventory
 from xenlab.lab import journal as jr
@@ -38,8 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             who.add_argument("--inventory", help="take the lab name from this inventory")
             p.add_argument("--force", action="store_true",
                            help="even if the run that built it still seems alive")
+    check = sub.add_parser("aoe-check", help="analyse an AoE capture (tcpdump -w) offline")
+    check.add_argument("capture", help="pcap or pcapng file")
+    check.add_argument("--expect-mac", action="append", default=[], metavar="MAC",
+                       help="MACs allowed to answer (the storage host's); repeatable")
     args = parser.parse_args(argv)
     try:
+        if args.command == "aoe-check":
+            analysis = analyze(read_capture(args.capture), args.expect_mac)
+            print(analysis.report())
+            return 0 if analysis.ok else 1
         if args.action == "kit":
             made = ensure_guest_kit(Path(args.cache) / "guest")
             print(f"guest kernel {made.version}: {made.kernel}, initramfs {made.initramfs}")

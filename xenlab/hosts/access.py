@@ -9,40 +9,36 @@ from __future__ import annotations
 
 import os
 import shlex
-from pathlib import Path
 from typing import Any
 
 import testinfra
 from testinfra.backend.base import BaseBackend, CommandResult
 from testinfra.host import Host
 
-from xenlab.hosts.runner import netns_prefix
+from xenlab.hosts.runner import host_prefix
 from xenlab.inventory.model import Connection, HostSpec
 
 
-class NetnsBackend(BaseBackend):
-    """testinfra backend: commands run in a network namespace of the embedded lab."""
+class NsenterBackend(BaseBackend):
+    """testinfra backend: commands run on an embedded host (its namespaces, entered by PID)."""
 
-    NAME = "xenlab-netns"
+    NAME = "xenlab-nsenter"
 
-    def __init__(self, namespace: str, etc_dir: str | None = None, *args: Any,
-                 label: str | None = None, **kwargs: Any) -> None:
-        self.namespace = namespace
-        self.etc_dir = etc_dir
-        self.label = label or namespace
-        super().__init__(namespace, *args, **kwargs)
+    def __init__(self, anchor_pid: int, label: str, *args: Any, **kwargs: Any) -> None:
+        self.anchor_pid = anchor_pid
+        self.label = label
+        super().__init__(label, *args, **kwargs)
 
     def get_pytest_id(self) -> str:
         return self.label
 
     def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
         inner = self.get_command(command, *args)
-        wrapped = shlex.join([*netns_prefix(self.namespace, self.etc_dir), "sh", "-c", inner])
-        return self.run_local(wrapped)
+        return self.run_local(shlex.join([*host_prefix(self.anchor_pid), "sh", "-c", inner]))
 
 
-def embedded_host(namespace: str, etc_dir: Path | None, label: str) -> Host:
-    return Host(NetnsBackend(namespace, str(etc_dir) if etc_dir else None, label=label))
+def embedded_host(anchor_pid: int, label: str) -> Host:
+    return Host(NsenterBackend(anchor_pid, label))
 
 
 def ssh_host(spec: HostSpec, known_hosts: str | None = None) -> Host:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from xenlab.errors import CommandError
 
-OVERLAY_SCRIPT = (
+ANCHOR_SCRIPT = (
     'mount -t overlay xenlab-etc -o "lowerdir=$1:/etc" /etc || exit 125; '
-    '[ -s /etc/hostname ] && cat /etc/hostname > /proc/sys/kernel/hostname; shift; exec "$@"'
+    'cat /etc/hostname > /proc/sys/kernel/hostname || exit 126; '
+    ': > "$2"; exec sleep infinity'
 )
 
 
@@ -28,18 +29,19 @@ class Result:
     stderr: str
 
 
-def netns_prefix(namespace: str, etc_dir: str | None) -> list[str]:
-    """argv prefix that runs a command inside `namespace` with `etc_dir` laid over /etc.
+def anchor_argv(namespace: str, etc_dir: str, ready_file: str) -> list[str]:
+    """A process that *is* an embedded host: it holds the host's network namespace, a mount
+    namespace of its own with the host's /etc laid over the machine's (its /etc/hosts,
+    /etc/hostname, /etc/xen/...), and a UTS namespace with the host's name. It touches
+    `ready_file` when set up, then sleeps until the lab ends it."""
+    return ["ip", "netns", "exec", namespace, "unshare", "--mount", "--uts",
+            "--propagation", "private", "sh", "-c", ANCHOR_SCRIPT, "xenlab-host", etc_dir,
+            ready_file]
 
-    The overlay gives every embedded host its own /etc/hosts and its own files under /etc
-    (e.g. /etc/xen/vm/vm1) in a private mount namespace, and its own host name in a private
-    UTS namespace; nothing on the machine changes.
-    """
-    prefix = ["ip", "netns", "exec", namespace]
-    if etc_dir:
-        prefix += ["unshare", "--mount", "--uts", "--propagation", "private",
-                   "sh", "-c", OVERLAY_SCRIPT, "xenlab-etc", etc_dir]
-    return prefix
+
+def host_prefix(anchor_pid: int) -> list[str]:
+    """argv prefix that runs a command on the embedded host held by `anchor_pid`."""
+    return ["nsenter", "--target", str(anchor_pid), "--mount", "--uts", "--net", "--"]
 
 
 class Runner:

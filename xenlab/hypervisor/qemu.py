@@ -4,6 +4,7 @@ destination's relocation port."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any, Protocol
 
+from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from xenlab.errors import LabError, MigrationError
@@ -92,6 +94,7 @@ class QemuDriver:
         self.resolve_disk = resolve_disk
         self.guest_address = guest_address
         self.relocation_port = relocation_port
+        self._monitors: dict[tuple[str, str], QEMUMonitorProtocol] = {}
 
     # -- paths ---------------------------------------------------------------------------
     def _qmp_path(self, host: str, domain: str) -> str:
@@ -101,16 +104,32 @@ class QemuDriver:
         return self.hosts[host].directory / f"{domain}.console"
 
     # -- QMP -----------------------------------------------------------------------------
-    def qmp(self, host: str, domain: str, command: str, **args: Any) -> Any:
-        """One QMP command on a fresh connection (QEMU serves one QMP client at a time)."""
-        monitor = QEMUMonitorProtocol(self._qmp_path(host, domain))
-        try:
+    def _monitor(self, host: str, domain: str) -> QEMUMonitorProtocol:
+        key = (host, domain)
+        if key not in self._monitors:
+            monitor = QEMUMonitorProtocol(self._qmp_path(host, domain))
             monitor.connect()
-            reply = monitor.cmd_obj({"execute": command, **({"arguments": args} if args else {})})
-        except OSError as exc:
-            raise LabError(f"QMP of {domain} on {host} unreachable: {exc}") from None
-        finally:
-            monitor.close()
+            self._monitors[key] = monitor
+        return self._monitors[key]
+
+    def _disconnect(self, host: str, domain: str) -> None:
+        monitor = self._monitors.pop((host, domain), None)
+        if monitor is not None:
+            with contextlib.suppress(Exception):
+                monitor.close()
+
+    def qmp(self, host: str, domain: str, command: str, **args: Any) -> Any:
+        """One QMP command. The connection is kept open: QEMU serves one QMP client at a
+        time, and a client that reconnects at once can meet the last one's session."""
+        message = {"execute": command, **({"arguments": args} if args else {})}
+        for attempt in (1, 2):
+            try:
+                reply = self._monitor(host, domain).cmd_obj(message)
+                break
+            except (OSError, EOFError, QMPError) as exc:
+                self._disconnect(host, domain)
+                if attempt == 2 or command == "quit":
+                    raise LabError(f"QMP of {domain} on {host} unreachable: {exc}") from None
         if "error" in reply:
             raise MigrationError(f"QMP {command} on {host}: {reply['error'].get('desc', reply)}")
         return reply.get("return")
@@ -161,6 +180,7 @@ class QemuDriver:
                 self.qmp(host, domain, "quit")
             except (LabError, MigrationError, EOFError):
                 pass
+            self._disconnect(host, domain)
             Path(self._qmp_path(host, domain)).unlink(missing_ok=True)
 
     def migrate(self, domain: str, source: str, destination: str, config: DomainConfig,
@@ -187,6 +207,12 @@ class QemuDriver:
                 figures["status"] = "timeout"
                 break
             time.sleep(poll)
+        if figures["status"] == "completed":
+            # the source says 'completed' once all is sent; the guest runs again only when the
+            # destination has loaded it
+            if not self._wait_running(destination, domain, timeout=30.0):
+                figures["status"] = "failed"
+                figures["error"] = f"{domain} did not resume on {destination} within 30 s"
         ended = time.time()
         if figures["status"] == "completed":
             for _ in range(25):  # the figures settle a moment after 'completed'
@@ -197,6 +223,9 @@ class QemuDriver:
             self.stop(source, domain)
         else:
             self.stop(destination, domain)
+            if self.state(source, domain) is not DomainState.RUNNING:
+                with contextlib.suppress(LabError, MigrationError):
+                    self.qmp(source, domain, "cont")  # the guest stays where it was
         return MigrationResult(
             domain=domain, source=source, destination=destination,
             status=str(figures["status"]), started_at=started, ended_at=ended,
@@ -206,6 +235,14 @@ class QemuDriver:
             bytes_transferred=figures["bytes_transferred"],  # type: ignore[arg-type]
             toolstack=self.toolstack, error=str(figures.get("error", "")), raw=figures,
         )
+
+    def _wait_running(self, host: str, domain: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.state(host, domain) is not DomainState.RUNNING:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def _wait_final(self, host: str, domain: str, timeout: float = 10.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout

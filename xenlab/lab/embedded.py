@@ -23,7 +23,7 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError
 from xenlab.hosts.access import embedded_host
-from xenlab.hosts.runner import Runner, netns_prefix
+from xenlab.hosts.runner import Runner, anchor_argv, host_prefix
 from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
@@ -49,10 +49,29 @@ class LabHost:
     namespace: str
     directory: Path
     journal: jr.Journal
+    anchor_pid: int = 0
     runner: Runner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runner = Runner(self.name, netns_prefix(self.namespace, str(self.etc_dir)))
+        self.runner = Runner(self.name)  # usable once the anchor runs
+
+    def start_anchor(self, timeout: float = 10.0) -> None:
+        """Start the process that holds this host's namespaces; commands then enter them."""
+        ready = self.directory / ".ready"
+        ready.unlink(missing_ok=True)
+        proc = Runner(self.name).spawn(
+            anchor_argv(self.namespace, str(self.etc_dir), str(ready)),
+            log=str(self.directory / "host.log"))
+        self.record_process(proc.pid, "host namespaces")
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.directory / "host.log").read_text(errors="replace")
+                raise LabError(f"{self.name}: its namespaces could not be set up "
+                               f"(exit {proc.poll()}): {log[-300:]}")
+            time.sleep(0.01)
+        self.anchor_pid = proc.pid
+        self.runner = Runner(self.name, host_prefix(proc.pid))
 
     @property
     def name(self) -> str:
@@ -206,6 +225,7 @@ class EmbeddedLab(Strategy):
             else:
                 self._ip(host.namespace, "addr", "add", address, "dev", "eth0")
             self._write_etc(host)
+            host.start_anchor()
         self._wait_reachable()
 
     def _ip(self, namespace: str, *args: str) -> None:
@@ -388,7 +408,7 @@ class EmbeddedLab(Strategy):
         if name not in self.hosts:
             raise LabError(f"no host {name!r} in the embedded lab")
         h = self.hosts[name]
-        return embedded_host(h.namespace, h.etc_dir, h.name)
+        return embedded_host(h.anchor_pid, h.name)
 
     def guest_location(self) -> str | None:
         assert self.hypervisor is not None
