@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kit = lab_sub.add_parser("kit", help="fetch and build the embedded guest's kernel and initramfs")
     kit.add_argument("--cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
                      help="cache directory (env XENLAB_CACHE)")
+    lab_sub.add_parser("faults", help="faults the embedded lab can be built with (--lab-fault)")
     for action, text in (("down", "tear down an embedded lab"), ("list", "list embedded labs")):
         p = lab_sub.add_parser(action, help=text)
         p.add_argument("--root", default=os.environ.get("XENLAB_LAB_ROOT", str(jr.DEFAULT_ROOT)),
@@ -53,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "kit":
             made = ensure_guest_kit(Path(args.cache) / "guest")
             print(f"guest kernel {made.version}: {made.kernel}, initramfs {made.initramfs}")
+            return 0
+        if args.action == "faults":
+            from xenlab.lab.embedded import FAULTS
+
+            for name, text in FAULTS.items():
+                print(f"{name:<20} {text}")
             return 0
         if args.action == "list":
             return _list(Path(args.root))

@@ -17,7 +17,7 @@ from types import FrameType
 import pytest
 
 from xenlab.errors import InventoryError
-from xenlab.inventory import Inventory, load_inventory
+from xenlab.inventory import Inventory, LabKind, load_inventory
 
 DEFAULT_INVENTORY = "inventories/embedded.yml"
 
@@ -29,6 +29,7 @@ class LabOptions:
     qemu: str
     lab_root: str
     cache: str
+    faults: tuple[str, ...] = ()
 
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
@@ -55,6 +56,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lab-root", default=os.environ.get("XENLAB_LAB_ROOT", "/var/lib/xenlab/labs"),
         metavar="DIR", help="where embedded labs keep their files; env XENLAB_LAB_ROOT")
     group.addoption(
+        "--lab-fault", action="append", metavar="FAULT",
+        default=[f for f in os.environ.get("XENLAB_FAULTS", "").split(",") if f],
+        help="build the embedded lab with this fault, to watch a check catch it "
+             "(repeatable; env XENLAB_FAULTS=a,b); see `xenlab lab faults`")
+    group.addoption(
         "--lab-cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
         metavar="DIR", help="downloads and built guest kernels; env XENLAB_CACHE")
 
@@ -69,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
         qemu=config.getoption("lab_qemu"),
         lab_root=config.getoption("lab_root"),
         cache=config.getoption("lab_cache"),
+        faults=tuple(config.getoption("lab_fault") or ()),
     )
     config.stash[OPTIONS_KEY] = options
     path = options.inventory_path
@@ -81,6 +88,16 @@ def pytest_configure(config: pytest.Config) -> None:
         except InventoryError as exc:
             raise pytest.UsageError(f"bad lab inventory: {exc}") from None
     config.stash[INVENTORY_KEY] = inventory
+    if options.faults:
+        from xenlab.lab.embedded import FAULTS
+
+        unknown = [f for f in options.faults if f not in FAULTS]
+        if unknown:
+            raise pytest.UsageError(f"--lab-fault {unknown[0]}: unknown fault; known: "
+                                    f"{', '.join(FAULTS)}")
+        if inventory is not None and inventory.kind is not LabKind.EMBEDDED:
+            raise pytest.UsageError("--lab-fault applies to the embedded lab only; "
+                                    f"{inventory.path} is a real lab")
     _sigterm_as_interrupt()
 
 

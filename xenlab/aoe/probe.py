@@ -18,7 +18,7 @@ ETH_P_AOE = 0x88A2
 PACKET_OUTGOING = 4
 
 
-def main(argv):
+def main(argv: list) -> int:
     iface, window, frames = argv[1], float(argv[2]), argv[3:]
     with open(f"/sys/class/net/{iface}/address") as f:
         mac = f.read().strip()

@@ -150,6 +150,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         slot=_int(aoe_r, "slot", 0, 254),
         interface=_ifname(aoe_r, "interface", None),
         device=aoe_r.get("device", str) if (kind is LabKind.REAL or aoe_r.has("device")) else None,
+        initiator_interface=_ifname(aoe_r, "initiator_interface", bridge),
     )
     aoe_r.done()
     lvm_r = lab.sub("lvm")

@@ -50,6 +50,7 @@ class AoeSpec:
     slot: int
     interface: str
     device: str | None  # None on the embedded lab: the lab's own image file
+    initiator_interface: str = "xenbr0"  # where the resource hosts meet the storage segment
 
     @property
     def target(self) -> str:

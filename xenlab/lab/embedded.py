@@ -38,6 +38,18 @@ from xenlab.storage.lvm import ByteRange, lv_byte_range, parse_lvs, parse_pvs, p
 
 DEFAULT_CACHE = Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
 DROPBEAR = "/usr/sbin/dropbear"
+
+# Faults the embedded lab can be built with, so self-tests (and users) can see each check
+# catch what it is meant to catch.
+FAULTS = {
+    "fstab-type": "the guest's fstab names reiserfs for a root filesystem that is ext4",
+    "inittab-unedited": "the guest's inittab keeps the gettys of runlevels 2-6 (sed not run)",
+    "inittabe": "the guest image keeps the /etc/inittabe backup that `sed -ie` leaves",
+    "config-disk": "the domain configs name the article's disk phy:xen/lv_vm1 (no such VG)",
+    "lv-mounted": "lv_vm1 is mounted on the last resource host while the guest runs",
+    "relocation-closed": "the last resource host drops TCP to the relocation port",
+    "second-vblade": "a second vblade on the last resource host exports the same shelf.slot",
+}
 LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
 
 
@@ -110,8 +122,12 @@ class StorageFacts:
 class EmbeddedLab(Strategy):
     def __init__(self, inventory: Inventory, *, progress: Progress,
                  root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
-                 qemu_binary: str = "qemu-system-x86_64") -> None:
+                 qemu_binary: str = "qemu-system-x86_64", faults: tuple[str, ...] = ()) -> None:
         super().__init__(progress)
+        unknown = sorted(set(faults) - set(FAULTS))
+        if unknown:
+            raise LabError(f"unknown lab fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
+        self.faults = tuple(faults)
         self.inventory = inventory
         self.root = root
         self.cache = cache
@@ -240,10 +256,14 @@ class EmbeddedLab(Strategy):
         out = self.local.run(["ip", "-n", namespace, "-j", "link", "show", ifname]).stdout
         return link_address(out)
 
-    def _write_etc(self, host: LabHost) -> None:
-        lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{host.name}"]
+    def _hosts_file(self) -> str:
+        """/etc/hosts as the article suggests: every lab host and the VM, on every machine."""
+        lines = ["127.0.0.1\tlocalhost"]  # no 127.0.1.1 line: the host's name is its lab address
         lines += [f"{h.address}\t{h.name}" for h in self.inventory.hosts]
-        (host.etc_dir / "hosts").write_text("\n".join(lines) + "\n")
+        return "\n".join(lines) + "\n"
+
+    def _write_etc(self, host: LabHost) -> None:
+        (host.etc_dir / "hosts").write_text(self._hosts_file())
         (host.etc_dir / "hostname").write_text(host.name + "\n")
 
     def _wait_reachable(self, timeout: float = 10.0) -> None:
@@ -318,7 +338,11 @@ class EmbeddedLab(Strategy):
         rng = self.storage_facts.lv_range
         with tempfile.TemporaryDirectory(prefix="xenlab-root-", dir=self.directory) as tmp:
             stage_root(Path(tmp), hostname=inv.domain.name, root_device=inv.domain.root,
-                       filesystem=inv.filesystem, ssh=self._make_ssh())
+                       filesystem=inv.filesystem, ssh=self._make_ssh(),
+                       hosts=self._hosts_file(),
+                       fstab_filesystem="reiserfs" if "fstab-type" in self.faults else None,
+                       edit_inittab="inittab-unedited" not in self.faults,
+                       inittab_backup="inittabe" in self.faults)
             # mkfs.ext4 straight into the LV's byte range of the exported image
             self.local.run(["mke2fs", "-q", "-F", "-t", inv.filesystem, "-L", inv.domain.name,
                             "-E", f"offset={rng.offset}", "-d", tmp, self.storage_facts.image,
@@ -368,6 +392,40 @@ class EmbeddedLab(Strategy):
         self.hypervisor.start(first.name, self.domain_config(first.name))
         self.guest_host = first.name
         self.wait_guest(timeout=90)
+        self._inject_faults()
+
+    def _inject_faults(self) -> None:
+        """Break the running lab on purpose (the image faults were made in guest_ready)."""
+        inv = self.inventory
+        last = self.lab_hosts(Role.RESOURCE)[-1]
+        for fault in self.faults:
+            self.progress.say(f"fault injected: {fault}: {FAULTS[fault]}")
+        if "config-disk" in self.faults:
+            for host in self.lab_hosts(Role.RESOURCE):
+                path = host.etc_file(inv.domain.config_path)
+                path.write_text(path.read_text().replace(f"phy:{inv.lvm.path},",
+                                                         f"phy:xen/{inv.lvm.lv},"))
+        if "lv-mounted" in self.faults:
+            assert self.storage_facts is not None
+            rng = self.storage_facts.lv_range
+            last.runner.run(["mount", "-o", f"loop,ro,noload,offset={rng.offset},"
+                             f"sizelimit={rng.size}", self.storage_facts.image, "/mnt"])
+        if "relocation-closed" in self.faults:
+            last.runner.run(["nft", "-f", "-"], input=(
+                "table inet xenlab_fault {\n chain input {\n"
+                "  type filter hook input priority 0;\n"
+                f"  tcp dport {inv.relocation_port} drop\n }}\n}}\n"))
+        if "second-vblade" in self.faults:
+            assert self.journal is not None
+            rogue = last.directory / "second-export.img"
+            self.journal.add_image(str(rogue))
+            with open(rogue, "wb") as f:
+                f.truncate(64 << 20)
+            argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.initiator_interface,
+                    str(rogue)]
+            proc = last.runner.spawn(argv, log=str(last.directory / "vblade.log"))
+            last.record_process(proc.pid, "second vblade (fault)")
+            time.sleep(0.1)
 
     def domain_config(self, host: str) -> DomainConfig:
         """The domain config as that host has it (parsed from its /etc)."""

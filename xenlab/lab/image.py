@@ -128,7 +128,9 @@ def install_ssh(root: Path, ssh: GuestSsh) -> None:
 
 
 def stage_root(root: Path, *, hostname: str, root_device: str, filesystem: str,
-               busybox: str = "/bin/busybox", ssh: GuestSsh | None = None) -> None:
+               busybox: str = "/bin/busybox", ssh: GuestSsh | None = None,
+               hosts: str = "", fstab_filesystem: str | None = None,
+               edit_inittab: bool = True, inittab_backup: bool = False) -> None:
     """Lay out the guest root in `root`: the 'dirinstall image', then the article's fix-ups."""
     for d in ("bin", "sbin", "etc/xenlab/rc.d", "dev", "proc", "sys", "tmp", "run", "root", "mnt"):
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -157,7 +159,12 @@ def stage_root(root: Path, *, hostname: str, root_device: str, filesystem: str,
     (root / "etc/passwd").write_text(passwd)
     (root / "etc/shadow").write_text(shadow)
     os.chmod(root / "etc/shadow", 0o600)
-    (root / "etc/fstab").write_text(article_fstab(root_device, filesystem))
-    (root / "etc/inittab").write_text(comment_runlevels(DIRINSTALL_INITTAB))
+    (root / "etc/fstab").write_text(article_fstab(root_device, fstab_filesystem or filesystem))
+    if edit_inittab:
+        (root / "etc/inittab").write_text(comment_runlevels(DIRINSTALL_INITTAB))
+    if inittab_backup:  # what `sed -ie` really does: -i with backup suffix "e"
+        (root / "etc/inittabe").write_text(DIRINSTALL_INITTAB)
+    if hosts:
+        (root / "etc/hosts").write_text(hosts)
     if ssh is not None:
         install_ssh(root, ssh)
