@@ -3,5 +3,6 @@
 pytest_plugins = [
     "fixtures.lab",
     "fixtures.hosts",
+    "fixtures.storage",
     "fixtures.migration",
 ]

@@ -111,8 +111,9 @@ def analyze(raw_frames: Iterable[bytes], expected_macs: Sequence[str] = ()) -> A
         answered.add(key)
         target = result.targets.setdefault((frame.shelf, frame.slot),
                                            Target(frame.shelf, frame.slot))
+        new_mac = frame.src not in target.macs
         target.macs.add(frame.src)
-        if len(target.macs) > 1:
+        if new_mac and len(target.macs) > 1:
             result.findings.append(Finding("conflict", index, f"{target.name} answered by "
                                            f"{', '.join(sorted(target.macs))}: two exports of "
                                            f"one shelf.slot"))

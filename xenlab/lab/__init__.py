@@ -8,12 +8,18 @@ from testinfra.host import Host
 
 from xenlab.hypervisor.base import MigrationResult
 from xenlab.inventory.model import Inventory
+from xenlab.storage.lvm import LvmReports
 
 
 class Lab(Protocol):
     """What fixtures and suites may use of a lab, embedded or real."""
 
     inventory: Inventory
+    probe_python: str  # the python3 that runs probes on lab hosts
+
+    @property
+    def aoe_device(self) -> str: ...
+    def lvm_views(self) -> list[LvmReports]: ...
 
     def up(self) -> None: ...
     def down(self) -> None: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,17 @@ from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
 from xenlab.lab.state import LabState, Strategy
 from xenlab.net.iproute import link_address
 from xenlab.progress import Progress
-from xenlab.storage.lvm import ByteRange, lv_byte_range, parse_lvs, parse_pvs, parse_vgs
+from xenlab.storage.lvm import (
+    LVS_ARGS,
+    PVS_ARGS,
+    VGS_ARGS,
+    ByteRange,
+    LvmReports,
+    lv_byte_range,
+    parse_lvs,
+    parse_pvs,
+    parse_vgs,
+)
 
 DEFAULT_CACHE = Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
 DROPBEAR = "/usr/sbin/dropbear"
@@ -298,13 +309,39 @@ class EmbeddedLab(Strategy):
             log = (storage.directory / "vblade.log").read_text(errors="replace")
             raise LabError(f"vblade on {storage.name} exited {proc.returncode}: {log[-500:]}")
 
-    def _make_lvm(self, image: str) -> StorageFacts:
-        """PV, VG and LV on the image through a loop device, metadata only (no device-mapper)."""
-        inv = self.inventory
+    def _lvm_runner(self) -> Runner:
         conf = self.directory / "lvm"
         conf.mkdir(exist_ok=True)
         (conf / "lvm.conf").write_text(LVM_CONF)
-        lvm = Runner("controller", env={"LVM_SYSTEM_DIR": str(conf), "LVM_SUPPRESS_FD_WARNINGS": "1"})
+        return Runner("controller", env={"LVM_SYSTEM_DIR": str(conf),
+                                         "LVM_SUPPRESS_FD_WARNINGS": "1"})
+
+    def export_lvm_reports(self) -> LvmReports:
+        """pvs/vgs/lvs of the exported image, read through a read-only loop device: the
+        bytes every resource host would read over AoE (no AoE initiator in this kernel)."""
+        lvm = self._lvm_runner()
+        loop = self.local.run(["losetup", "--find", "--show", "--read-only",
+                               str(self.image_path)]).stdout.strip()
+        try:
+            opts = ["--driverloaded", "n", "--devices", loop]
+            texts = [lvm.run([*args, *opts]).stdout for args in (PVS_ARGS, VGS_ARGS, LVS_ARGS)]
+        finally:
+            self.local.run(["losetup", "-d", loop], check=False)
+        return LvmReports("export", *texts)
+
+    def lvm_views(self) -> list[LvmReports]:
+        return [self.export_lvm_reports()]
+
+    @property
+    def aoe_device(self) -> str:
+        return str(self.image_path)
+
+    probe_python = sys.executable
+
+    def _make_lvm(self, image: str) -> StorageFacts:
+        """PV, VG and LV on the image through a loop device, metadata only (no device-mapper)."""
+        inv = self.inventory
+        lvm = self._lvm_runner()
         loop = self.local.run(["losetup", "--find", "--show", image]).stdout.strip()
         try:
             opts = ["--driverloaded", "n", "--devices", loop]
@@ -312,12 +349,10 @@ class EmbeddedLab(Strategy):
             lvm.run(["vgcreate", *opts, inv.lvm.vg, loop])
             lvm.run(["lvcreate", *opts, "-an", "-Zn", "-L", f"{inv.lvm.size}b", "-n", inv.lvm.lv,
                      inv.lvm.vg])
-            report = [*opts, "--reportformat", "json", "--units", "b"]
-            pvs = lvm.run(["pvs", *report, "-o", "+pe_start,pv_uuid"]).stdout
-            vgs = lvm.run(["vgs", *report, "-o", "+vg_extent_size"]).stdout
-            lvs = lvm.run(["lvs", *report, "-o", "+lv_uuid,devices,seg_pe_ranges"]).stdout
         finally:
             self.local.run(["losetup", "-d", loop], check=False)
+        reports = self.export_lvm_reports()
+        pvs, vgs, lvs = reports.pvs, reports.vgs, reports.lvs
         pv = parse_pvs(pvs)[0]
         vg = next(v for v in parse_vgs(vgs) if v.name == inv.lvm.vg)
         lv = next(v for v in parse_lvs(lvs) if v.name == inv.lvm.lv)

@@ -3,6 +3,8 @@ or changed here; provisioning is a separate, explicit step."""
 
 from __future__ import annotations
 
+import shlex
+
 from testinfra.host import Host
 
 from xenlab.errors import LabError
@@ -11,6 +13,7 @@ from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.xen import XenCliDriver
 from xenlab.inventory.model import Inventory, Role, Toolstack
 from xenlab.progress import Progress
+from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
 
 
 class RealLab:
@@ -38,6 +41,22 @@ class RealLab:
                 if result.rc != 0:
                     raise LabError(f"{spec.name} ({spec.address}) is not reachable over "
                                    f"{spec.connection.value}: {result.stderr.strip()}")
+
+    probe_python = "python3"
+
+    @property
+    def aoe_device(self) -> str:
+        assert self.inventory.aoe.device is not None  # required for real labs by the loader
+        return self.inventory.aoe.device
+
+    def lvm_views(self) -> list[LvmReports]:
+        """pvs/vgs/lvs as each resource host sees them."""
+        views = []
+        for spec in self.inventory.resources:
+            host = self.host(spec.name)
+            texts = [host.check_output(shlex.join(args)) for args in (PVS_ARGS, VGS_ARGS, LVS_ARGS)]
+            views.append(LvmReports(spec.name, *texts))
+        return views
 
     def down(self) -> None:
         """A real lab is left as it was found."""

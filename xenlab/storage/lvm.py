@@ -125,3 +125,18 @@ def lv_byte_range(lv: LogicalVolume, pv: PhysicalVolume, vg: VolumeGroup) -> Byt
     if lv.first_extent is None or "," in lv.devices:
         raise ParseError("LV layout", f"{lv.vg}/{lv.name} is not one linear segment: {lv.devices!r}")
     return ByteRange(pv.pe_start + lv.first_extent * vg.extent_size, lv.size)
+
+
+@dataclass(frozen=True)
+class LvmReports:
+    """pvs, vgs and lvs as one host (or the export itself) reports them, as JSON text."""
+
+    view: str  # the host that ran the commands, or "export"
+    pvs: str
+    vgs: str
+    lvs: str
+
+
+PVS_ARGS = ["pvs", "--reportformat", "json", "--units", "b", "-o", "+pe_start,pv_uuid"]
+VGS_ARGS = ["vgs", "--reportformat", "json", "--units", "b", "-o", "+vg_extent_size"]
+LVS_ARGS = ["lvs", "--reportformat", "json", "--units", "b", "-o", "+lv_uuid,devices,seg_pe_ranges"]

@@ -1,0 +1,92 @@
+"""AoE at frame level: the exported target answers every resource host correctly.
+
+Frames are built and dissected with scapy; the probe runs on each resource host's storage
+interface; every exchange is kept as a pcap (reports/aoe/HOST.pcap) with a frame summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from fixtures.storage import AoeProbe
+from xenlab.aoe import frames as fr
+from xenlab.inventory import Inventory
+from xenlab.storage.lvm import LvmReports, parse_pvs
+
+
+def _answers(probe: AoeProbe, inventory: Inventory) -> list[fr.AoeFrame]:
+    __tracebackhide__ = True
+    if probe.error:
+        pytest.fail(f"AoE probe from {probe.host}:{probe.interface} failed: {probe.error}",
+                    pytrace=False)
+    return probe.answers_for(inventory.aoe.shelf, inventory.aoe.slot)
+
+
+def test_query_config_answered_exactly_once(resource_name: str,
+                                            aoe_probe: Callable[[str], AoeProbe],
+                                            inventory: Inventory,
+                                            record_property: Callable[[str, object], None]
+                                            ) -> None:
+    probe = aoe_probe(resource_name)
+    record_property("aoe_frames", "\n".join(probe.summary))
+    record_property("aoe_pcap", str(probe.pcap))
+    answers = _answers(probe, inventory)
+    target = inventory.aoe.target
+    assert answers, (f"from {resource_name}:{probe.interface}: no answer from {target} to a "
+                     f"Query Config broadcast (answers seen: "
+                     f"{[f.target for f in probe.config_answers] or 'none'})")
+    assert len(answers) == 1, (
+        f"from {resource_name}: {target} answered {len(answers)} times, from "
+        f"{', '.join(sorted(f.src for f in answers))}: two exports of one shelf.slot conflict")
+
+
+def test_config_answer_header(resource_name: str, aoe_probe: Callable[[str], AoeProbe],
+                              inventory: Inventory) -> None:
+    for frame in _answers(aoe_probe(resource_name), inventory):
+        assert frame.version == 1, f"{frame.target} from {frame.src}: AoE version {frame.version}"
+        assert frame.response, f"{frame.target} from {frame.src}: response flag not set"
+        assert not frame.error_flag, (f"{frame.target} from {frame.src}: error flag set: "
+                                      f"{frame.error_text}")
+        assert frame.config().aoe_version == 1, f"{frame.target}: config AoE version not 1"
+
+
+def test_answer_comes_from_the_storage_interface(resource_name: str,
+                                                 aoe_probe: Callable[[str], AoeProbe],
+                                                 inventory: Inventory, storage_mac: str) -> None:
+    wrong = [f.src for f in _answers(aoe_probe(resource_name), inventory)
+             if f.src.lower() != storage_mac.lower()]
+    assert not wrong, (f"from {resource_name}: {inventory.aoe.target} answered from {wrong}, "
+                       f"not from {inventory.storage.name}:{inventory.aoe.interface} "
+                       f"({storage_mac})")
+
+
+def test_identify_capacity_is_the_export_size(resource_name: str,
+                                              aoe_probe: Callable[[str], AoeProbe],
+                                              inventory: Inventory, export_size: int) -> None:
+    probe = aoe_probe(resource_name)
+    _answers(probe, inventory)
+    assert probe.identify is not None, f"from {resource_name}: no answer to ATA IDENTIFY"
+    assert not probe.identify.error_flag, f"ATA IDENTIFY: {probe.identify.error_text}"
+    identify = fr.parse_identify(probe.identify.ata_data())
+    assert identify.capacity == export_size, (
+        f"from {resource_name}: {inventory.aoe.target} ({identify.model}) reports "
+        f"{identify.lba48_sectors} sectors = {identify.capacity} bytes; "
+        f"{inventory.storage.name} exports {export_size} bytes")
+
+
+def test_sector_1_carries_the_pv_label(resource_name: str,
+                                       aoe_probe: Callable[[str], AoeProbe],
+                                       inventory: Inventory,
+                                       lvm_views: list[LvmReports]) -> None:
+    probe = aoe_probe(resource_name)
+    _answers(probe, inventory)
+    assert probe.read_label is not None, f"from {resource_name}: no answer to ATA READ of sector 1"
+    label = fr.parse_pv_label(probe.read_label.ata_data())
+    assert label.label_type == "LVM2 001", f"sector 1 label type {label.label_type!r}"
+    for view in lvm_views:
+        uuids = {pv.uuid for pv in parse_pvs(view.pvs) if pv.vg == inventory.lvm.vg}
+        assert label.uuid in uuids, (
+            f"the PV label read over AoE from {resource_name} has UUID {label.uuid}; pvs on "
+            f"{view.view} reports {sorted(uuids) or 'no PV'} in {inventory.lvm.vg}")
