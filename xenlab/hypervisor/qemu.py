@@ -118,6 +118,11 @@ class QemuDriver:
             with contextlib.suppress(Exception):
                 monitor.close()
 
+    def close(self) -> None:
+        """Close every QMP connection (before the QEMU processes are ended)."""
+        for host, domain in list(self._monitors):
+            self._disconnect(host, domain)
+
     def qmp(self, host: str, domain: str, command: str, **args: Any) -> Any:
         """One QMP command. The connection is kept open: QEMU serves one QMP client at a
         time, and a client that reconnects at once can meet the last one's session."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from xenlab.errors import ParseError
 from xenlab.hypervisor.base import DomainState
@@ -49,3 +51,37 @@ def _num(value: object) -> float | None:
 
 def _int(value: object) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class BlockBacking:
+    """What a guest disk really reads: a file, from an offset, for a size (0: to the end)."""
+
+    node: str
+    path: str
+    offset: int
+    size: int
+
+
+def block_backings(reply: object) -> list[BlockBacking]:
+    """`query-block` -> the backing of each inserted disk (raw driver with offset/size)."""
+    if not isinstance(reply, list):
+        raise ParseError("query-block reply", "expected a list", repr(reply))
+    out = []
+    for device in reply:
+        inserted = device.get("inserted") if isinstance(device, dict) else None
+        if not isinstance(inserted, dict):
+            continue
+        name = str(inserted.get("file", ""))
+        node = str(inserted.get("node-name", ""))
+        if name.startswith("json:"):
+            try:
+                spec = json.loads(name[5:])
+                path = str(spec["file"]["filename"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ParseError("query-block file", str(exc), name) from None
+            out.append(BlockBacking(node, path, int(spec.get("offset", 0)),
+                                    int(spec.get("size", 0))))
+        else:
+            out.append(BlockBacking(node, name, 0, 0))
+    return out

@@ -28,6 +28,7 @@ from xenlab.hosts.runner import Runner, anchor_argv, host_prefix
 from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
+from xenlab.hypervisor.qmp import BlockBacking, block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_guest_kit
@@ -182,6 +183,8 @@ class EmbeddedLab(Strategy):
     def down(self) -> None:
         with self.progress.step("lab teardown"):
             self._stop_guest()
+            if self.hypervisor:
+                self.hypervisor.close()
             jr.reap(self.inventory.lab, self.root, force=True)
         self.force(LabState.ABSENT)
         self.hosts.clear()
@@ -521,6 +524,18 @@ class EmbeddedLab(Strategy):
         if result.completed:
             self.guest_host = destination
         return result
+
+    def guest_disk(self) -> BlockBacking:
+        """What the running guest's disk really reads, as QEMU reports it (query-block)."""
+        assert self.hypervisor is not None
+        where = self.guest_location()
+        if where is None:
+            raise LabError(f"{self.inventory.domain.name} runs on no single host")
+        backings = block_backings(self.hypervisor.qmp(where, self.inventory.domain.name,
+                                                      "query-block"))
+        if not backings:
+            raise LabError(f"{self.inventory.domain.name} on {where} has no disk")
+        return backings[0]
 
     def observer_runner(self) -> Runner:
         name = self.inventory.observer

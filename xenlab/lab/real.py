@@ -10,6 +10,7 @@ from testinfra.host import Host
 from xenlab.errors import LabError
 from xenlab.hosts.access import ssh_host
 from xenlab.hypervisor.base import MigrationResult
+from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.xen import XenCliDriver
 from xenlab.inventory.model import Inventory, Role, Toolstack
 from xenlab.progress import Progress
@@ -57,6 +58,9 @@ class RealLab:
             texts = [host.check_output(shlex.join(args)) for args in (PVS_ARGS, VGS_ARGS, LVS_ARGS)]
             views.append(LvmReports(spec.name, *texts))
         return views
+
+    def guest_disk(self) -> BlockBacking:
+        raise LabError("a real lab's guest disk is checked by device, not by byte range")
 
     def down(self) -> None:
         """A real lab is left as it was found."""
