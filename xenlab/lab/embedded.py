@@ -192,6 +192,8 @@ class EmbeddedLab(Strategy):
 
     def keep(self) -> None:
         """Leave the lab up after this run; `xenlab lab down` removes it later."""
+        if self.hypervisor:
+            self.hypervisor.close()
         if self.journal:
             self.journal.kept = True
             self.journal.save()
