@@ -5,4 +5,5 @@ pytest_plugins = [
     "fixtures.hosts",
     "fixtures.storage",
     "fixtures.migration",
+    "fixtures.findings",
 ]

@@ -30,6 +30,7 @@ class LabOptions:
     lab_root: str
     cache: str
     faults: tuple[str, ...] = ()
+    security: str = "warn"
 
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
@@ -61,6 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="build the embedded lab with this fault, to watch a check catch it "
              "(repeatable; env XENLAB_FAULTS=a,b); see `xenlab lab faults`")
     group.addoption(
+        "--lab-security", choices=("warn", "fail"),
+        default=os.environ.get("XENLAB_SECURITY", "warn"),
+        help="what a security finding does to a certification: warn (default) or fail; "
+             "env XENLAB_SECURITY")
+    group.addoption(
         "--lab-cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
         metavar="DIR", help="downloads and built guest kernels; env XENLAB_CACHE")
 
@@ -76,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         lab_root=config.getoption("lab_root"),
         cache=config.getoption("lab_cache"),
         faults=tuple(config.getoption("lab_fault") or ()),
+        security=config.getoption("lab_security"),
     )
     config.stash[OPTIONS_KEY] = options
     path = options.inventory_path

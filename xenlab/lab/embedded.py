@@ -10,11 +10,13 @@ Everything is named after the lab, recorded in a journal before it is made, and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from pathlib import Path
@@ -526,6 +528,19 @@ class EmbeddedLab(Strategy):
         if result.completed:
             self.guest_host = destination
         return result
+
+    @contextlib.contextmanager
+    def relocation_listener(self, destination: str) -> Iterator[None]:
+        """The destination listening on the relocation port, as it does for a migration
+        (QEMU started with -incoming, paused), for as long as the block runs."""
+        assert self.hypervisor is not None
+        if destination == self.guest_host:
+            raise LabError(f"{self.inventory.domain.name} runs on {destination} already")
+        self.hypervisor.start(destination, self.domain_config(destination), incoming=True)
+        try:
+            yield
+        finally:
+            self.hypervisor.stop(destination, self.inventory.domain.name)
 
     def guest_disk(self) -> BlockBacking:
         """What the running guest's disk really reads, as QEMU reports it (query-block)."""

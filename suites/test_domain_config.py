@@ -1,0 +1,122 @@
+"""The guest's domain config on the resource hosts: it parses, it is the same everywhere, its
+disk and bridge exist on every host, its MAC is unique, it fits the destination's memory,
+and its kernel and ramdisk are there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from testinfra.host import Host
+
+from xenlab.checks.xen import free_memory_mib, meminfo_available_mib, parse_xl_info
+from xenlab.errors import ParseError
+from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
+from xenlab.inventory import Inventory, LabKind, Toolstack
+from xenlab.lab import Lab
+from xenlab.net.iproute import parse_links
+from xenlab.storage.lvm import LvmReports, parse_lvs
+
+
+def read_config(host: Host, name: str, inventory: Inventory) -> tuple[str, DomainConfig]:
+    __tracebackhide__ = True
+    path = inventory.domain.config_path
+    f = host.file(path)
+    if not f.exists:
+        pytest.fail(f"on {name}: the domain config {path} is missing", pytrace=False)
+    text = f.content_string
+    try:
+        return text, parse_domain_config(text, f"{name}:{path}")
+    except ParseError as exc:
+        pytest.fail(f"on {name}: {exc}", pytrace=False)
+
+
+def test_config_parses(resource_name: str, host_of: Callable[[str], Host],
+                       inventory: Inventory) -> None:
+    _, config = read_config(host_of(resource_name), resource_name, inventory)
+    assert config.name == inventory.domain.name, (
+        f"on {resource_name}: {inventory.domain.config_path} names the domain "
+        f"{config.name!r}, not {inventory.domain.name!r}")
+
+
+def test_config_identical_on_every_resource_host(host_of: Callable[[str], Host],
+                                                 inventory: Inventory) -> None:
+    configs = {h.name: read_config(host_of(h.name), h.name, inventory)[1]
+               for h in inventory.resources}
+    first_name, first = next(iter(configs.items()))
+    for name, config in configs.items():
+        differ = sorted(k for k in set(first.values) | set(config.values)
+                        if first.values.get(k) != config.values.get(k))
+        assert not differ, (f"{inventory.domain.config_path} differs between {first_name} and "
+                            f"{name} in: {', '.join(differ)}")
+
+
+def test_disk_exists_on_every_resource_host(resource_name: str, host_of: Callable[[str], Host],
+                                            inventory: Inventory,
+                                            lvm_views: list[LvmReports]) -> None:
+    host = host_of(resource_name)
+    _, config = read_config(host, resource_name, inventory)
+    for source, target, _mode in config.disk_fields():
+        kind, _, device = source.partition(":")
+        if kind != "phy":
+            continue
+        path = device if device.startswith("/") else f"/dev/{device}"  # Xen: relative to /dev
+        if inventory.kind is LabKind.EMBEDDED:  # no device nodes here: look the LV up by name
+            parts = path.removeprefix("/dev/").split("/")
+            volumes = {(v.vg, v.name) for view in lvm_views for v in parse_lvs(view.lvs)}
+            exists = len(parts) == 2 and (parts[0], parts[1]) in volumes
+        else:
+            exists = host.file(path).is_block_device
+        hint = f" (the lab's LV is {inventory.lvm.path})" if path != inventory.lvm.path else ""
+        assert exists, (f"on {resource_name}: disk {source!r} ({target}) of "
+                        f"{inventory.domain.config_path} is {path}, which does not exist{hint}")
+
+
+def test_vif_bridge_exists(resource_name: str, host_of: Callable[[str], Host],
+                           inventory: Inventory) -> None:
+    host = host_of(resource_name)
+    _, config = read_config(host, resource_name, inventory)
+    for vif in config.vif_fields():
+        bridge = vif.get("bridge", "")
+        out = host.run("ip -j -d link show %s", bridge)
+        links = parse_links(out.stdout) if out.rc == 0 else []
+        assert links and links[0].kind == "bridge", (
+            f"on {resource_name}: the vif bridge {bridge!r} does not exist"
+            + (f" (it is a {links[0].kind or 'plain'} link)" if links else ""))
+
+
+def test_mac_unique_on_the_lab(lab_hosts: dict[str, Host], inventory: Inventory) -> None:
+    macs = [v.mac.lower() for v in inventory.domain.vifs]
+    assert len(macs) == len(set(macs)), f"{inventory.domain.name} has one MAC twice: {macs}"
+    clashes = []
+    for name, host in lab_hosts.items():
+        for link in parse_links(host.check_output("ip -j link show")):
+            if link.mac.lower() in macs:
+                clashes.append(f"{name}:{link.name}")
+    assert not clashes, f"{inventory.domain.name}'s MAC {macs} is also used by {clashes}"
+
+
+def test_memory_fits_the_destination(resource_name: str, host_of: Callable[[str], Host],
+                                     inventory: Inventory, lab: Lab) -> None:
+    if resource_name == lab.guest_location():
+        pytest.skip(f"{inventory.domain.name} runs on {resource_name} already")
+    host = host_of(resource_name)
+    _, config = read_config(host, resource_name, inventory)
+    wanted = int(config.get_str("memory") or 0)
+    if inventory.toolstack in (Toolstack.XL, Toolstack.XM):
+        free = free_memory_mib(parse_xl_info(host.check_output(f"{inventory.toolstack.value} info")))
+        source = f"{inventory.toolstack.value} info free_memory"
+    else:
+        free = meminfo_available_mib(host.file("/proc/meminfo").content_string)
+        source = "MemAvailable"
+    assert wanted <= free, (f"{inventory.domain.name} needs {wanted} MiB; {resource_name} has "
+                            f"{free} MiB free ({source})")
+
+
+def test_kernel_and_ramdisk_exist(resource_name: str, host_of: Callable[[str], Host],
+                                  inventory: Inventory) -> None:
+    host = host_of(resource_name)
+    _, config = read_config(host, resource_name, inventory)
+    missing = [f"{key} {config.get_str(key)}" for key in ("kernel", "ramdisk")
+               if config.get_str(key) and not host.file(config.get_str(key)).is_file]
+    assert not missing, f"on {resource_name}: missing " + ", ".join(missing)

@@ -1,0 +1,96 @@
+"""Relocation: the resource hosts accept incoming migrations on the inventory's transport.
+
+xm: xend-config.sxp enables the relocation server on the port, and the port listens; an
+address '' without hosts-allow is a security finding. xl: key-based ssh between the
+resource hosts. Embedded lab: the destination's incoming port is reachable from the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from testinfra.host import Host
+
+from xenlab.checks.xen import (
+    classify_connect,
+    parse_xend_config,
+    relocation_findings,
+    relocation_open_to_all,
+)
+from xenlab.inventory import Inventory, Toolstack
+from xenlab.lab import Lab
+
+XEND_CONFIG = "/etc/xen/xend-config.sxp"
+
+
+def only_for(inventory: Inventory, *toolstacks: Toolstack) -> None:
+    if inventory.toolstack not in toolstacks:
+        pytest.skip(f"the {inventory.toolstack.value} toolstack does not use this "
+                    f"({', '.join(t.value for t in toolstacks)} only)")
+
+
+def xend_config(host: Host, name: str) -> dict[str, str]:
+    __tracebackhide__ = True
+    f = host.file(XEND_CONFIG)
+    if not f.exists:
+        pytest.fail(f"on {name}: {XEND_CONFIG} is missing", pytrace=False)
+    return parse_xend_config(f.content_string)
+
+
+def test_xend_relocation_server_configured(resource_name: str, host_of: Callable[[str], Host],
+                                           inventory: Inventory) -> None:
+    only_for(inventory, Toolstack.XM)
+    problems = relocation_findings(xend_config(host_of(resource_name), resource_name),
+                                   inventory.relocation_port)
+    assert not problems, f"on {resource_name}: {XEND_CONFIG}: " + "; ".join(problems)
+
+
+def test_xend_relocation_port_listens(resource_name: str, host_of: Callable[[str], Host],
+                                      inventory: Inventory) -> None:
+    only_for(inventory, Toolstack.XM)
+    port = inventory.relocation_port
+    assert host_of(resource_name).socket(f"tcp://{port}").is_listening, (
+        f"on {resource_name}: nothing listens on TCP {port} (restart xend: rcxend restart)")
+
+
+def test_xend_relocation_not_open_to_all(resource_name: str, host_of: Callable[[str], Host],
+                                         inventory: Inventory,
+                                         security_finding: Callable[[str], None]) -> None:
+    only_for(inventory, Toolstack.XM)
+    if relocation_open_to_all(xend_config(host_of(resource_name), resource_name)):
+        security_finding(
+            f"on {resource_name}: {XEND_CONFIG} has (xend-relocation-address '') and no "
+            f"xend-relocation-hosts-allow: any host can push a domain to port "
+            f"{inventory.relocation_port}; list the resource hosts in "
+            f"(xend-relocation-hosts-allow '^xen_resource_1$ ^xen_resource_2$')")
+
+
+def test_xl_ssh_transport(resource_name: str, host_of: Callable[[str], Host],
+                          inventory: Inventory) -> None:
+    only_for(inventory, Toolstack.XL)
+    host = host_of(resource_name)
+    for other in inventory.resources:
+        if other.name == resource_name:
+            continue
+        result = host.run("ssh -o BatchMode=yes -o ConnectTimeout=5 %s true", other.name)
+        assert result.rc == 0, (f"xl migrate from {resource_name} to {other.name} needs key-based "
+                                f"ssh: {result.stderr.strip()[-300:]}")
+
+
+def test_incoming_port_reachable_from_the_source(resource_name: str, lab: Lab,
+                                                 host_of: Callable[[str], Host],
+                                                 inventory: Inventory) -> None:
+    """Every other resource host, as a destination, accepts the source's connection."""
+    only_for(inventory, Toolstack.QEMU)
+    source = lab.guest_location()
+    if resource_name == source:
+        pytest.skip(f"{inventory.domain.name} runs on {resource_name}: not a destination now")
+    assert source is not None, f"{inventory.domain.name} runs on no single host"
+    address, port = str(inventory.host(resource_name).address), inventory.relocation_port
+    with lab.relocation_listener(resource_name):
+        result = host_of(source).run("timeout 3 bash -c %s",
+                                     f"</dev/tcp/{address}/{port}")
+    state = classify_connect(result.rc, result.stderr)
+    assert state == "open", (f"relocation port {port} of {resource_name} is {state} from "
+                             f"{source}: {result.stderr.strip() or 'no answer within 3 s'}")
