@@ -3,7 +3,6 @@ Ctrl-C during the build and after a `kill -9` of pytest (the next run reaps it).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,62 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).parents[2]
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the embedded lab needs root")
-
-
-@pytest.fixture
-def lab_files(tmp_path: Path) -> tuple[Path, Path, str]:
-    """An inventory for a lab of its own name, and a lab root of its own."""
-    name = f"e2e{os.getpid() % 10000}"
-    text = (REPO / "inventories/embedded.yml").read_text().replace("lab: embedded", f"lab: {name}")
-    inventory = tmp_path / "lab.yml"
-    inventory.write_text(text)
-    return inventory, tmp_path / "labs", name
-
-
-def suites(inventory: Path, root: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider",
-            "--lab-inventory", str(inventory), "--lab-root", str(root), *args]
-
-
-def leftovers(name: str, root: Path) -> list[str]:
-    """Everything of the lab still on this machine."""
-    found = []
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found += [f"namespace {line.split()[0]}" for line in netns.splitlines()
-              if line.startswith(f"xenlab-{name}-")]
-    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-    found += [f"loop {line}" for line in loops.splitlines() if str(root) in line]
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if str(root / name) in cmdline and int(proc.name) != os.getpid():
-            found.append(f"process {proc.name}: {cmdline.replace(chr(0), ' ')[:120]}")
-    if (root / name).exists():
-        found.append(f"directory {root / name}")
-    found += [f"/etc/netns/{d.name}" for d in Path("/etc/netns").glob(f"xenlab-{name}-*")]
-    return found
-
-
-def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> list[str]:
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return seen
-    raise AssertionError(f"never saw {needle!r}; output:\n{''.join(seen)}")
+from labrun import REPO, leftovers, suites, wait_for_line
 
 
 def test_build_migrate_twice_and_leave_nothing(lab_files: tuple[Path, Path, str]) -> None:

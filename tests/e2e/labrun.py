@@ -1,0 +1,56 @@
+"""Helpers of the end-to-end tests: run pytest on the suites against a lab of a test's own
+name and root, and find anything of that lab left on the machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).parents[2]
+
+
+def suites(inventory: Path, root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider",
+            "--lab-inventory", str(inventory), "--lab-root", str(root), *args]
+
+
+def leftovers(name: str, root: Path) -> list[str]:
+    """Everything of the lab still on this machine."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"namespace {line.split()[0]}" for line in netns.splitlines()
+              if line.startswith(f"xenlab-{name}-")]
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    found += [f"loop {line}" for line in loops.splitlines() if str(root) in line]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(root / name) in cmdline and int(proc.name) != os.getpid():
+            found.append(f"process {proc.name}: {cmdline.replace(chr(0), ' ')[:120]}")
+    if (root / name).exists():
+        found.append(f"directory {root / name}")
+    found += [f"/etc/netns/{d.name}" for d in Path("/etc/netns").glob(f"xenlab-{name}-*")]
+    return found
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return seen
+    raise AssertionError(f"never saw {needle!r}; output:\n{''.join(seen)}")
+
+
