@@ -48,12 +48,15 @@ class Runner:
     """Runs argument lists on one host; raises CommandError with full context on failure."""
 
     def __init__(self, host: str = "controller", prefix: Sequence[str] = (),
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, remote_shell: bool = False) -> None:
         self.host = host
         self.prefix = list(prefix)
         self.env = dict(env) if env else None
+        self.remote_shell = remote_shell  # the prefix is ssh: the command goes as one string
 
     def argv(self, argv: Sequence[str]) -> list[str]:
+        if self.remote_shell:
+            return [*self.prefix, shlex.join(argv)]
         return self.prefix + list(argv)
 
     def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
@@ -79,6 +82,12 @@ class Runner:
             return subprocess.Popen(self.argv(argv), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
+    def stream(self, argv: Sequence[str]) -> subprocess.Popen[str]:
+        """Start a process whose output is read while it runs (line-buffered text)."""
+        return subprocess.Popen(self.argv(argv), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1, start_new_session=True)
+
     def __repr__(self) -> str:
         return f"Runner({self.host!r}, {shlex.join(self.prefix)!r})"
 
@@ -87,3 +96,14 @@ def _text(data: bytes | str | None) -> str:
     if data is None:
         return ""
     return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def ssh_runner(name: str, address: str, user: str = "root", port: int = 22,
+               key_file: str | None = None, ssh_config: str | None = None) -> Runner:
+    """A runner for a real lab host over OpenSSH (batch mode: keys only, known hosts only)."""
+    prefix = ["ssh", "-o", "BatchMode=yes", "-p", str(port)]
+    if key_file:
+        prefix += ["-i", key_file]
+    if ssh_config:
+        prefix += ["-F", ssh_config]
+    return Runner(name, [*prefix, f"{user}@{address}", "--"], remote_shell=True)

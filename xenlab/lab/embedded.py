@@ -510,6 +510,12 @@ class EmbeddedLab(Strategy):
         h = self.hosts[name]
         return embedded_host(h.anchor_pid, h.name)
 
+    def runner(self, name: str) -> Runner:
+        """Argument-list commands (and streams) on a lab host."""
+        if name not in self.hosts:
+            raise LabError(f"no host {name!r} in the embedded lab")
+        return self.hosts[name].runner
+
     def guest_location(self) -> str | None:
         assert self.hypervisor is not None
         running = self.hypervisor.running_on(self.inventory.domain.name)

@@ -4,6 +4,7 @@ or changed here; provisioning is a separate, explicit step."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError
 from xenlab.hosts.access import ssh_host
+from xenlab.hosts.runner import Runner, ssh_runner
 from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.xen import XenCliDriver
@@ -68,6 +70,12 @@ class RealLab:
 
     def guest_disk(self) -> BlockBacking:
         raise LabError("a real lab's guest disk is checked by device, not by byte range")
+
+    def runner(self, name: str) -> Runner:
+        spec = self.inventory.host(name)
+        return ssh_runner(name, str(spec.address), spec.user, spec.port,
+                          os.path.expanduser(spec.key_file) if spec.key_file else None,
+                          os.path.expanduser(spec.ssh_config) if spec.ssh_config else None)
 
     def down(self) -> None:
         """A real lab is left as it was found."""

@@ -1,0 +1,93 @@
+"""Calibration of the meter: outages of known length injected with nftables on the
+observer-to-guest path, measured back by the prober, and the error of each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from xenlab.errors import CommandError, ParseError
+from xenlab.hosts.runner import Runner
+from xenlab.measure.ping import PingRun, longest_gap
+from xenlab.measure.prober import Prober
+
+SCRIPT = (Path(__file__).parent / "outage_script.py").read_text()
+DEFAULT_OUTAGES_MS = (50.0, 200.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class Injected:
+    requested_ms: float
+    start: float
+    end: float
+    uncertainty_ms: float
+
+    @property
+    def ms(self) -> float:
+        return (self.end - self.start) * 1000.0
+
+
+@dataclass(frozen=True)
+class CalibrationPoint:
+    injected_ms: float
+    measured_ms: float | None  # network downtime the meter saw: longest gap minus an interval
+    uncertainty_ms: float  # of the injection's edges
+    tolerance_ms: float
+
+    @property
+    def error_ms(self) -> float | None:
+        return None if self.measured_ms is None else self.measured_ms - self.injected_ms
+
+    @property
+    def within(self) -> bool:
+        return self.error_ms is not None and abs(self.error_ms) <= self.tolerance_ms
+
+    def as_dict(self) -> dict[str, float | bool | None]:
+        return {"injected_ms": self.injected_ms, "measured_ms": self.measured_ms,
+                "error_ms": self.error_ms, "uncertainty_ms": self.uncertainty_ms,
+                "tolerance_ms": self.tolerance_ms, "within": self.within}
+
+
+def tolerance_ms(interval_s: float) -> float:
+    """The issue's bound: max(2 ms, 2 intervals)."""
+    return max(2.0, 2 * interval_s * 1000.0)
+
+
+def parse_injections(text: str) -> list[Injected]:
+    try:
+        data = json.loads(text)
+        return [Injected(float(o["requested_s"]) * 1000.0, float(o["start"]), float(o["end"]),
+                         float(o["uncertainty_s"]) * 1000.0) for o in data["outages"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParseError("outage injector output", str(exc), text) from None
+
+
+def compare(run: PingRun, injected: list[Injected]) -> list[CalibrationPoint]:
+    """Each injected outage against the longest reply gap around it (pure)."""
+    points = []
+    for outage in injected:
+        margin = 0.1 + run.interval_s * 5
+        gap = longest_gap(run, outage.start - margin, outage.end + margin)
+        measured = max(0.0, gap.ms - run.interval_s * 1000.0) if gap else None
+        points.append(CalibrationPoint(outage.ms, measured, outage.uncertainty_ms,
+                                       tolerance_ms(run.interval_s)))
+    return points
+
+
+def calibrate(observer: Runner, target: str, interval_s: float = 0.001,
+              outages_ms: tuple[float, ...] = DEFAULT_OUTAGES_MS, gap_s: float = 0.4,
+              python: str = "python3") -> tuple[list[CalibrationPoint], PingRun]:
+    """Run the prober while the observer injects the outages; compare."""
+    prober = Prober(observer, target, interval_s, python)
+    prober.start()
+    try:
+        result = observer.run([python, "-c", SCRIPT, target, str(gap_s),
+                               *[str(ms / 1000.0) for ms in outages_ms]],
+                              timeout=60 + sum(outages_ms) / 1000.0, check=False)
+    finally:
+        run = prober.stop()
+    if result.rc != 0:
+        raise CommandError(observer.host, "outage injector (nftables)", result.rc,
+                           result.stdout, result.stderr)
+    return compare(run, parse_injections(result.stdout)), run

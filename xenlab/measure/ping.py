@@ -1,0 +1,158 @@
+"""The network's view of a migration: iputils `ping -D -O -i INTERVAL` output -> samples ->
+figures. Pure: the prober only fetches the lines.
+
+    [1795675622.904096] 64 bytes from 198.18.0.21: icmp_seq=1 ttl=64 time=1.87 ms
+    [1795675622.905104] no answer yet for icmp_seq=2
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from xenlab.errors import ParseError
+
+_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) .*?time=([\d.]+) ms")
+_NO_ANSWER = re.compile(r"^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)")
+_SUMMARY = re.compile(r"^(\d+) packets transmitted, (\d+) received")
+SEQ_MODULO = 1 << 16
+
+
+@dataclass(frozen=True)
+class Reply:
+    seq: int  # unwrapped: keeps counting past 65535
+    time: float  # wall clock when ping printed it (-D)
+    rtt_ms: float
+
+
+@dataclass
+class PingRun:
+    interval_s: float
+    replies: list[Reply] = field(default_factory=list)
+    unanswered: list[tuple[int, float]] = field(default_factory=list)  # (seq, time noticed)
+    transmitted: int | None = None  # from ping's summary, when it printed one
+    duplicates: int = 0
+
+    @property
+    def sent(self) -> int:
+        highest = max([r.seq for r in self.replies] + [s for s, _ in self.unanswered] + [0])
+        return max(self.transmitted or 0, highest)
+
+
+def _unwrap(raw: int, last: int | None) -> int:
+    if last is None:
+        return raw
+    base = last - (last % SEQ_MODULO)
+    candidate = base + raw
+    if candidate < last - SEQ_MODULO // 2:
+        candidate += SEQ_MODULO
+    return candidate
+
+
+def parse_ping(lines: Iterable[str], interval_s: float) -> PingRun:
+    """Lines of `ping -D -O` (any order of replies, sequence numbers wrapping at 65536)."""
+    run = PingRun(interval_s)
+    last: int | None = None
+    seen: set[int] = set()
+    for line in lines:
+        line = line.strip()
+        if m := _REPLY.match(line):
+            seq = _unwrap(int(m.group(2)), last)
+            last = max(seq, last or 0)
+            if seq in seen:
+                run.duplicates += 1
+                continue
+            seen.add(seq)
+            run.replies.append(Reply(seq, float(m.group(1)), float(m.group(3))))
+        elif m := _NO_ANSWER.match(line):
+            seq = _unwrap(int(m.group(2)), last)
+            last = max(seq, last or 0)
+            run.unanswered.append((seq, float(m.group(1))))
+        elif m := _SUMMARY.match(line):
+            run.transmitted = int(m.group(1))
+    return run
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: float  # time of the last reply before the gap
+    end: float  # time of the first reply after it
+    lost: int  # probes that went unanswered in between
+
+    @property
+    def ms(self) -> float:
+        return (self.end - self.start) * 1000.0
+
+
+@dataclass(frozen=True)
+class MeterFigures:
+    interval_ms: float
+    sent: int
+    received: int
+    lost: int
+    loss_pct: float
+    longest_gap_ms: float
+    downtime_ms: float  # longest gap minus one interval: how long the guest was unreachable
+    gap_start: float | None
+    gap_end: float | None
+    rtt_min_ms: float | None
+    rtt_median_ms: float | None
+    rtt_p99_ms: float | None
+    rtt_max_ms: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return dict(self.__dict__)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of sorted-or-not values."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def gaps(run: PingRun, start: float | None = None, end: float | None = None) -> list[Gap]:
+    """Gaps between consecutive replies (by print time), optionally within [start, end]."""
+    replies = sorted(run.replies, key=lambda r: r.time)
+    if start is not None:
+        replies = [r for r in replies if r.time >= start]
+    if end is not None:
+        replies = [r for r in replies if r.time <= end]
+    return [Gap(a.time, b.time, max(0, b.seq - a.seq - 1)) for a, b in zip(replies, replies[1:])]
+
+
+def longest_gap(run: PingRun, start: float | None = None, end: float | None = None) -> Gap | None:
+    found = gaps(run, start, end)
+    return max(found, key=lambda g: g.end - g.start) if found else None
+
+
+def figures(run: PingRun) -> MeterFigures:
+    if not run.replies:
+        raise ParseError("ping output", "no replies at all: is the target reachable?")
+    sent = run.sent
+    received = len(run.replies)
+    lost = max(0, sent - received)
+    gap = longest_gap(run)
+    interval_ms = run.interval_s * 1000.0
+    longest = gap.ms if gap else 0.0
+    rtts = [r.rtt_ms for r in run.replies]
+    return MeterFigures(
+        interval_ms=interval_ms, sent=sent, received=received, lost=lost,
+        loss_pct=100.0 * lost / sent if sent else 0.0,
+        longest_gap_ms=longest, downtime_ms=max(0.0, longest - interval_ms),
+        gap_start=gap.start if gap else None, gap_end=gap.end if gap else None,
+        rtt_min_ms=min(rtts), rtt_median_ms=statistics.median(rtts),
+        rtt_p99_ms=percentile(rtts, 99), rtt_max_ms=max(rtts),
+    )
+
+
+def timeline(run: PingRun) -> list[tuple[int, float | None, float | None]]:
+    """(seq, reply time or None, rtt or None) for every probe sent, in order: for plots."""
+    by_seq = {r.seq: r for r in run.replies}
+    first = min(by_seq) if by_seq else 1
+    return [(seq, by_seq[seq].time if seq in by_seq else None,
+             by_seq[seq].rtt_ms if seq in by_seq else None)
+            for seq in range(first, run.sent + 1)]
