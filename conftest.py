@@ -4,6 +4,7 @@ pytest_plugins = [
     "fixtures.lab",
     "fixtures.hosts",
     "fixtures.storage",
+    "fixtures.meter",
     "fixtures.migration",
     "fixtures.findings",
 ]

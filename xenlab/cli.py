@@ -18,7 +18,7 @@ from xenlab.aoe.check import analyze, read_capture
 from xenlab.errors import XenlabError
 from xenlab.inventory import load_inventory
 from xenlab.lab import journal as jr
-from xenlab.lab.guestkit import ensure_guest_kit
+from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "kit":
             made = ensure_guest_kit(Path(args.cache) / "guest")
             print(f"guest kernel {made.version}: {made.kernel}, initramfs {made.initramfs}")
+            print(f"guest memory checker: {ensure_memcheck(Path(args.cache) / 'guest')}")
             return 0
         if args.action == "faults":
             from xenlab.lab.embedded import FAULTS

@@ -31,6 +31,13 @@ class LabOptions:
     cache: str
     faults: tuple[str, ...] = ()
     security: str = "warn"
+    interval_ms: float = 1.0
+    roundtrips: int = 3
+    pattern: str = "ring"
+    scenarios: tuple[str, ...] = ("idle", "memory-dirty")
+    prober: str = "xenlab"
+    baseline: str | None = None
+    results: str = "reports/results.json"
 
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
@@ -67,6 +74,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="what a security finding does to a certification: warn (default) or fail; "
              "env XENLAB_SECURITY")
     group.addoption(
+        "--lab-interval", type=float, metavar="MS",
+        default=float(os.environ.get("XENLAB_INTERVAL_MS", "1")),
+        help="the meter's probe interval in ms (default 1); env XENLAB_INTERVAL_MS")
+    group.addoption(
+        "--lab-roundtrips", type=int, metavar="N",
+        default=int(os.environ.get("XENLAB_ROUNDTRIPS", "3")),
+        help="ping-pong round trips per scenario (default 3); env XENLAB_ROUNDTRIPS")
+    group.addoption(
+        "--lab-pattern", choices=("ring", "matrix"),
+        default=os.environ.get("XENLAB_PATTERN", "ring"),
+        help="with more than two resource hosts: a ring, or every ordered pair (matrix)")
+    group.addoption(
+        "--lab-scenarios", metavar="LIST",
+        default=os.environ.get("XENLAB_SCENARIOS", "idle,memory-dirty"),
+        help="migration scenarios, comma-separated: idle, memory-dirty; env XENLAB_SCENARIOS")
+    group.addoption(
+        "--lab-prober", choices=("xenlab", "ping"),
+        default=os.environ.get("XENLAB_PROBER", "xenlab"),
+        help="the meter: xenlab's raw-socket prober (default) or iputils ping")
+    group.addoption(
+        "--lab-baseline", metavar="FILE", default=os.environ.get("XENLAB_BASELINE"),
+        help="an earlier results.json: fail on a downtime or loss regression against it")
+    group.addoption(
+        "--lab-results", metavar="FILE",
+        default=os.environ.get("XENLAB_RESULTS", "reports/results.json"),
+        help="where to write the run's results (default reports/results.json)")
+    group.addoption(
         "--lab-cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
         metavar="DIR", help="downloads and built guest kernels; env XENLAB_CACHE")
 
@@ -83,7 +117,16 @@ def pytest_configure(config: pytest.Config) -> None:
         cache=config.getoption("lab_cache"),
         faults=tuple(config.getoption("lab_fault") or ()),
         security=config.getoption("lab_security"),
+        interval_ms=config.getoption("lab_interval"),
+        roundtrips=config.getoption("lab_roundtrips"),
+        pattern=config.getoption("lab_pattern"),
+        scenarios=tuple(s.strip() for s in config.getoption("lab_scenarios").split(",")
+                        if s.strip()),
+        prober=config.getoption("lab_prober"),
+        baseline=config.getoption("lab_baseline"),
+        results=config.getoption("lab_results"),
     )
+    _check_options(options)
     config.stash[OPTIONS_KEY] = options
     path = options.inventory_path
     if path is None and (Path(config.rootpath) / DEFAULT_INVENTORY).exists():
@@ -106,6 +149,22 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("--lab-fault applies to the embedded lab only; "
                                     f"{inventory.path} is a real lab")
     _sigterm_as_interrupt()
+
+
+SCENARIOS = ("idle", "memory-dirty")
+
+
+def _check_options(options: LabOptions) -> None:
+    if not 0.1 <= options.interval_ms <= 1000:
+        raise pytest.UsageError(f"--lab-interval {options.interval_ms}: expected 0.1 to 1000 ms")
+    if options.roundtrips < 1:
+        raise pytest.UsageError(f"--lab-roundtrips {options.roundtrips}: expected 1 or more")
+    unknown = [s for s in options.scenarios if s not in SCENARIOS]
+    if unknown or not options.scenarios:
+        raise pytest.UsageError(f"--lab-scenarios: unknown scenario {unknown[0] if unknown else ''!r}"
+                                f"; known: {', '.join(SCENARIOS)}")
+    if options.baseline and not Path(options.baseline).is_file():
+        raise pytest.UsageError(f"--lab-baseline {options.baseline}: no such file")
 
 
 def _sigterm_as_interrupt() -> None:

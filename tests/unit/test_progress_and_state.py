@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from fixtures.migration import round_trip
+from fixtures.migration import matrix, ring
 from xenlab.errors import LabError
 from xenlab.lab.state import LabState, Strategy
 from xenlab.progress import Progress
@@ -79,6 +81,15 @@ def test_failed_transition_leaves_the_lab_broken() -> None:
     assert lab.state is LabState.VM_RUNNING
 
 
-def test_round_trip_visits_every_resource_host() -> None:
-    assert round_trip(["r1", "r2"]) == [("r1", "r2"), ("r2", "r1")]
-    assert round_trip(["r1", "r2", "r3"]) == [("r1", "r2"), ("r2", "r3"), ("r3", "r1")]
+def test_ring_visits_every_resource_host() -> None:
+    assert ring(["r1", "r2"]) == [("r1", "r2"), ("r2", "r1")]
+    assert ring(["r1", "r2", "r3"]) == [("r1", "r2"), ("r2", "r3"), ("r3", "r1")]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_matrix_is_one_chain_over_every_ordered_pair(n: int) -> None:
+    hosts = [f"r{i}" for i in range(1, n + 1)]
+    tour = matrix(hosts)
+    assert sorted(tour) == sorted((a, b) for a in hosts for b in hosts if a != b)
+    assert tour[0][0] == "r1" and tour[-1][1] == "r1"
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(tour))  # a chain

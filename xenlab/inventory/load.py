@@ -22,6 +22,7 @@ from xenlab.inventory.model import (
     Inventory,
     LabKind,
     Limits,
+    LoadSpec,
     LvmSpec,
     Role,
     Toolstack,
@@ -169,6 +170,12 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         migration_timeout_s=_number(lim_r, "migration_timeout_s", Limits.migration_timeout_s),
     )
     lim_r.done()
+    load_r = lab.sub("load", required=False)
+    load = LoadSpec(
+        size_mib=_size(load_r, "size", LoadSpec.size_mib << 20) >> 20,
+        rate_mib_s=_number(load_r, "rate_mib_s", LoadSpec.rate_mib_s),
+    )
+    load_r.done()
     lab.done()
 
     hosts: list[HostSpec] = []
@@ -223,7 +230,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     return Inventory(
         path=path, lab=lab_name, kind=kind, toolstack=toolstack, distribution=distribution,
         network=network, bridge=bridge, relocation_port=port, filesystem=filesystem,
-        observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits,
+        observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits, load=load,
         hosts=tuple(hosts), domain=domain,
     )
 

@@ -97,6 +97,14 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class LoadSpec:
+    """The guest's memory-dirtying load of the `memory-dirty` scenario."""
+
+    size_mib: int = 64
+    rate_mib_s: float = 100.0
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: str
     lab: str
@@ -112,6 +120,7 @@ class Inventory:
     lvm: LvmSpec
     image_size: int  # bytes of the exported image on the embedded lab
     limits: Limits
+    load: LoadSpec
     hosts: tuple[HostSpec, ...]
     domain: DomainSpec
     extra_vars: dict[str, object] = field(default_factory=dict, compare=False)

@@ -33,7 +33,7 @@ from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.hypervisor.qmp import BlockBacking, block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
-from xenlab.lab.guestkit import ensure_guest_kit
+from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck
 from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
 from xenlab.lab.state import LabState, Strategy
 from xenlab.net.iproute import link_address
@@ -370,8 +370,9 @@ class EmbeddedLab(Strategy):
     # -- guest image ---------------------------------------------------------------------
     def enter_guest_ready(self) -> None:
         inv = self.inventory
-        with self.progress.step("guest kernel and initramfs (cached after the first run)"):
+        with self.progress.step("guest kernel, initramfs and tools (cached after the first run)"):
             kit = ensure_guest_kit(self.cache / "guest")
+            memcheck = ensure_memcheck(self.cache / "guest")
         for path, source in ((inv.domain.kernel, kit.kernel), (inv.domain.ramdisk, kit.initramfs)):
             if Path(path).resolve() != source.resolve():
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -384,7 +385,7 @@ class EmbeddedLab(Strategy):
                        hosts=self._hosts_file(),
                        fstab_filesystem="reiserfs" if "fstab-type" in self.faults else None,
                        edit_inittab="inittab-unedited" not in self.faults,
-                       inittab_backup="inittabe" in self.faults)
+                       inittab_backup="inittabe" in self.faults, memcheck=memcheck)
             # mkfs.ext4 straight into the LV's byte range of the exported image
             self.local.run(["mke2fs", "-q", "-F", "-t", inv.filesystem, "-L", inv.domain.name,
                             "-E", f"offset={rng.offset}", "-d", tmp, self.storage_facts.image,

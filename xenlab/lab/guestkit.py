@@ -147,3 +147,26 @@ def newc_archive(files: Mapping[str, bytes]) -> bytes:
         entry(name, stat.S_IFREG | (0o755 if executable else 0o644), data)
     entry("TRAILER!!!", 0, b"")
     return out.getvalue()
+
+
+MEMCHECK_SOURCE = Path(__file__).parent / "guest" / "memcheck.c"
+
+
+def ensure_memcheck(cache: Path, runner: Runner | None = None) -> Path:
+    """The guest's memory checker, a static binary built once per source version."""
+    import hashlib
+
+    runner = runner or Runner()
+    digest = hashlib.sha256(MEMCHECK_SOURCE.read_bytes()).hexdigest()[:12]
+    binary = cache / f"xenlab-memcheck-{digest}"
+    if binary.exists():
+        return binary
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_suffix(".tmp")
+    try:
+        runner.run(["gcc", "-O2", "-static", "-Wall", "-o", str(tmp), str(MEMCHECK_SOURCE)])
+    except CommandError as exc:
+        raise LabError(f"cannot build the guest memory checker (gcc and libc6-dev needed): "
+                       f"{exc}") from None
+    os.replace(tmp, binary)
+    return binary

@@ -86,6 +86,13 @@ exec /usr/sbin/dropbear -s -r /etc/dropbear/dropbear_ed25519_host_key -p 22
 """
 
 
+ECHO_PORT = 7000
+ECHO_SCRIPT = f"""#!/bin/sh
+# a TCP echo service: the harness holds a connection to it open across migrations
+nc -ll -p {ECHO_PORT} -e /bin/cat </dev/null >/dev/null 2>&1 &
+"""
+
+
 def parse_ldd(text: str) -> list[str]:
     """The library paths in `ldd BINARY` output (the loader included, vdso left out)."""
     paths = []
@@ -130,7 +137,8 @@ def install_ssh(root: Path, ssh: GuestSsh) -> None:
 def stage_root(root: Path, *, hostname: str, root_device: str, filesystem: str,
                busybox: str = "/bin/busybox", ssh: GuestSsh | None = None,
                hosts: str = "", fstab_filesystem: str | None = None,
-               edit_inittab: bool = True, inittab_backup: bool = False) -> None:
+               edit_inittab: bool = True, inittab_backup: bool = False,
+               memcheck: Path | None = None) -> None:
     """Lay out the guest root in `root`: the 'dirinstall image', then the article's fix-ups."""
     for d in ("bin", "sbin", "etc/xenlab/rc.d", "dev", "proc", "sys", "tmp", "run", "root", "mnt"):
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -166,5 +174,12 @@ def stage_root(root: Path, *, hostname: str, root_device: str, filesystem: str,
         (root / "etc/inittabe").write_text(DIRINSTALL_INITTAB)
     if hosts:
         (root / "etc/hosts").write_text(hosts)
+    if memcheck is not None:
+        (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(memcheck, root / "usr/bin/xenlab-memcheck")
+        os.chmod(root / "usr/bin/xenlab-memcheck", 0o755)
+    echo = root / "etc/xenlab/rc.d/60-echo"
+    echo.write_text(ECHO_SCRIPT)
+    os.chmod(echo, 0o755)
     if ssh is not None:
         install_ssh(root, ssh)

@@ -7,6 +7,7 @@ figures. Pure: the prober only fetches the lines.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import statistics
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 from xenlab.errors import ParseError
 
-_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) .*?time=([\d.]+) ms")
+_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) .*?time=([\d.]+) ms"
+                    r"(?: sent=(\d+\.\d+))?")
 _NO_ANSWER = re.compile(r"^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)")
 _SUMMARY = re.compile(r"^(\d+) packets transmitted, (\d+) received")
 SEQ_MODULO = 1 << 16
@@ -26,6 +28,7 @@ class Reply:
     seq: int  # unwrapped: keeps counting past 65535
     time: float  # wall clock when ping printed it (-D)
     rtt_ms: float
+    sent: float | None = None  # when it was sent (xenlab's prober says; iputils does not)
 
 
 @dataclass
@@ -66,7 +69,8 @@ def parse_ping(lines: Iterable[str], interval_s: float) -> PingRun:
                 run.duplicates += 1
                 continue
             seen.add(seq)
-            run.replies.append(Reply(seq, float(m.group(1)), float(m.group(3))))
+            run.replies.append(Reply(seq, float(m.group(1)), float(m.group(3)),
+                                     float(m.group(4)) if m.group(4) else None))
         elif m := _NO_ANSWER.match(line):
             seq = _unwrap(int(m.group(2)), last)
             last = max(seq, last or 0)
@@ -121,7 +125,7 @@ def gaps(run: PingRun, start: float | None = None, end: float | None = None) -> 
         replies = [r for r in replies if r.time >= start]
     if end is not None:
         replies = [r for r in replies if r.time <= end]
-    return [Gap(a.time, b.time, max(0, b.seq - a.seq - 1)) for a, b in zip(replies, replies[1:])]
+    return [Gap(a.time, b.time, max(0, b.seq - a.seq - 1)) for a, b in itertools.pairwise(replies)]
 
 
 def longest_gap(run: PingRun, start: float | None = None, end: float | None = None) -> Gap | None:
@@ -149,10 +153,26 @@ def figures(run: PingRun) -> MeterFigures:
     )
 
 
-def timeline(run: PingRun) -> list[tuple[int, float | None, float | None]]:
-    """(seq, reply time or None, rtt or None) for every probe sent, in order: for plots."""
+@dataclass(frozen=True)
+class Probe:
+    seq: int
+    sent: float  # wall clock (estimated from the schedule when the prober did not say)
+    rtt_ms: float | None  # None: lost
+
+
+def timeline(run: PingRun) -> list[Probe]:
+    """Every probe sent, in order, with its send time and RTT (None when lost): for plots."""
+    if not run.replies:
+        return []
     by_seq = {r.seq: r for r in run.replies}
-    first = min(by_seq) if by_seq else 1
-    return [(seq, by_seq[seq].time if seq in by_seq else None,
-             by_seq[seq].rtt_ms if seq in by_seq else None)
-            for seq in range(first, run.sent + 1)]
+    anchor = min(run.replies, key=lambda r: r.seq)
+    base = anchor.sent if anchor.sent is not None else anchor.time - anchor.rtt_ms / 1000.0
+    out = []
+    for seq in range(1, run.sent + 1):
+        reply = by_seq.get(seq)
+        if reply is not None:
+            sent = reply.sent if reply.sent is not None else reply.time - reply.rtt_ms / 1000.0
+            out.append(Probe(seq, sent, reply.rtt_ms))
+        else:
+            out.append(Probe(seq, base + (seq - anchor.seq) * run.interval_s, None))
+    return out

@@ -86,7 +86,7 @@ def main(argv: list) -> int:
             kind, _code, _sum, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
             if kind != 0 or rid != ident or rseq not in sent_at:
                 continue
-            number, when = sent_at.pop(rseq)
+            _number, when = sent_at.pop(rseq)
             received += 1
             out.write(f"[{wall0 + (got - mono0):.6f}] {len(data) - ihl} bytes from {address}: "
                       f"icmp_seq={rseq} ttl={data[8]} time={(got - when) * 1000:.3f} ms "

@@ -4,6 +4,7 @@ same over SSH and inside the embedded lab. By default xenlab's own raw-socket pr
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ class Prober:
         self.interval_s = interval_s
         self.lines: list[str] = []
         self.remote_pid: int | None = None
-        self._proc = None
+        self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._started = threading.Event()
 
