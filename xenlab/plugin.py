@@ -38,6 +38,8 @@ class LabOptions:
     prober: str = "xenlab"
     baseline: str | None = None
     results: str = "reports/results.json"
+    memory_audit: bool = False
+    tcp_interval_ms: float = 10.0
 
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
@@ -59,7 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "env XENLAB_KEEP=1")
     group.addoption(
         "--lab-qemu", default=os.environ.get("XENLAB_QEMU", "qemu-system-x86_64"), metavar="BIN",
-        help="QEMU binary of the embedded lab; env XENLAB_QEMU")
+        help="QEMU of the embedded lab: a binary, or a version such as 7.2 for Debian's "
+             "build of it, fetched into the cache; env XENLAB_QEMU")
     group.addoption(
         "--lab-root", default=os.environ.get("XENLAB_LAB_ROOT", "/var/lib/xenlab/labs"),
         metavar="DIR", help="where embedded labs keep their files; env XENLAB_LAB_ROOT")
@@ -101,6 +104,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("XENLAB_RESULTS", "reports/results.json"),
         help="where to write the run's results (default reports/results.json)")
     group.addoption(
+        "--lab-memory-audit", action="store_true", default=_env_flag("XENLAB_MEMORY_AUDIT"),
+        help="embedded lab: hold each destination paused after a migration and compare the "
+             "guest's memory on both sides page by page (lengthens the guest's pause); "
+             "env XENLAB_MEMORY_AUDIT=1")
+    group.addoption(
+        "--lab-tcp-interval", type=float, metavar="MS",
+        default=float(os.environ.get("XENLAB_TCP_INTERVAL_MS", "10")),
+        help="how often the TCP connection held across migrations sends a line (default 10 "
+             "ms); env XENLAB_TCP_INTERVAL_MS")
+    group.addoption(
         "--lab-cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
         metavar="DIR", help="downloads and built guest kernels; env XENLAB_CACHE")
 
@@ -125,6 +138,8 @@ def pytest_configure(config: pytest.Config) -> None:
         prober=config.getoption("lab_prober"),
         baseline=config.getoption("lab_baseline"),
         results=config.getoption("lab_results"),
+        memory_audit=bool(config.getoption("lab_memory_audit")),
+        tcp_interval_ms=config.getoption("lab_tcp_interval"),
     )
     _check_options(options)
     config.stash[OPTIONS_KEY] = options

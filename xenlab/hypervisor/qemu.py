@@ -25,6 +25,7 @@ from xenlab.hypervisor.qmp import (
     figures_settled,
     migration_figures,
 )
+from xenlab.measure.memaudit import MemoryAudit, differing_pages
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,9 @@ class QemuDriver:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, host: str, config: DomainConfig, *, incoming: bool = False,
-              timeout: float = 30.0) -> None:
-        """Start the domain on `host` (paused, waiting for a migration, if `incoming`)."""
+              timeout: float = 30.0, hold: bool = False) -> None:
+        """Start the domain on `host` (paused, waiting for a migration, if `incoming`;
+        still paused after it, if `hold`)."""
         h = self.hosts[host]
         disk_source = config.disk_fields()[0][0]
         disk = self.resolve_disk(host, disk_source)
@@ -166,6 +168,8 @@ class QemuDriver:
         uri = f"tcp:{h.address}:{self.relocation_port}" if incoming else None
         argv = qemu_argv(binary=self.binary, config=config, disk=disk,
                          address=self.guest_address, qmp=qmp, console=str(console), incoming=uri)
+        if hold:
+            argv.append("-S")
         log = h.directory / f"{config.name}.qemu.log"
         proc = h.runner.spawn(argv, log=str(log))
         h.record_process(proc.pid, f"qemu {config.name}")
@@ -189,10 +193,13 @@ class QemuDriver:
             Path(self._qmp_path(host, domain)).unlink(missing_ok=True)
 
     def migrate(self, domain: str, source: str, destination: str, config: DomainConfig,
-                timeout: float = 120.0, poll: float = 0.02) -> MigrationResult:
-        """Live-migrate `domain` from `source` to `destination` (whose QEMU is started here)."""
+                timeout: float = 120.0, poll: float = 0.02, audit: bool = False
+                ) -> MigrationResult:
+        """Live-migrate `domain` from `source` to `destination` (whose QEMU is started here).
+        With `audit`, the destination is held paused after the migration while the source's
+        final memory is compared with what it received (this lengthens the guest's pause)."""
         dst = self.hosts[destination]
-        self.start(destination, config, incoming=True)
+        self.start(destination, config, incoming=True, hold=audit)
         started = time.time()
         try:
             self.qmp(source, domain, "migrate", uri=f"tcp:{dst.address}:{self.relocation_port}")
@@ -210,8 +217,14 @@ class QemuDriver:
                 self.qmp(source, domain, "migrate_cancel")
                 figures = self._wait_final(source, domain)
                 figures["status"] = "timeout"
+                figures["error"] = (f"not completed within {timeout:g} s: cancelled, "
+                                    f"{domain} stays on {source}")
                 break
             time.sleep(poll)
+        memory: MemoryAudit | None = None
+        if figures["status"] == "completed" and audit:
+            memory = self._audit(domain, source, destination, int(config.get_str("memory")))
+            self.qmp(destination, domain, "cont")
         if figures["status"] == "completed":
             # the source says 'completed' once all is sent; the guest runs again only when the
             # destination has loaded it
@@ -238,8 +251,31 @@ class QemuDriver:
             downtime_ms=figures["downtime_ms"],  # type: ignore[arg-type]
             setup_time_ms=figures["setup_time_ms"],  # type: ignore[arg-type]
             bytes_transferred=figures["bytes_transferred"],  # type: ignore[arg-type]
-            toolstack=self.toolstack, error=str(figures.get("error", "")), raw=figures,
+            toolstack=self.toolstack, error=str(figures.get("error", "")),
+            raw={**figures, **({"memory_audit": memory.as_dict()} if memory else {})},
         )
+
+    def _audit(self, domain: str, source: str, destination: str, memory_mib: int) -> MemoryAudit:
+        """Both sides paused: dump guest-physical memory of each (QMP pmemsave) and compare."""
+        dumps = []
+        for host in (source, destination):
+            self._wait_state(host, domain, {DomainState.PAUSED, DomainState.STOPPED})
+            path = self.hosts[host].directory / f"{domain}.memory"
+            self.qmp(host, domain, "pmemsave", val=0, size=memory_mib << 20, filename=str(path))
+            dumps.append(path)
+        try:
+            return differing_pages(dumps[0].read_bytes(), dumps[1].read_bytes())
+        finally:
+            for path in dumps:
+                path.unlink(missing_ok=True)
+
+    def _wait_state(self, host: str, domain: str, states: set[DomainState],
+                    timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state(host, domain) not in states:
+            if time.monotonic() > deadline:
+                raise MigrationError(f"{domain} on {host} never reached {sorted(states)}")
+            time.sleep(0.01)
 
     def _wait_running(self, host: str, domain: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

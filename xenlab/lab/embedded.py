@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ FAULTS = {
     "lv-mounted": "lv_vm1 is mounted on the last resource host while the guest runs",
     "relocation-closed": "the last resource host drops TCP to the relocation port",
     "second-vblade": "a second vblade on the last resource host exports the same shelf.slot",
+    "migration-cut": "0.3 s into each migration the destination drops its relocation port",
 }
 LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
 
@@ -136,12 +138,14 @@ class StorageFacts:
 class EmbeddedLab(Strategy):
     def __init__(self, inventory: Inventory, *, progress: Progress,
                  root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
-                 qemu_binary: str = "qemu-system-x86_64", faults: tuple[str, ...] = ()) -> None:
+                 qemu_binary: str = "qemu-system-x86_64", faults: tuple[str, ...] = (),
+                 memory_audit: bool = False) -> None:
         super().__init__(progress)
         unknown = sorted(set(faults) - set(FAULTS))
         if unknown:
             raise LabError(f"unknown lab fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
         self.faults = tuple(faults)
+        self.memory_audit = memory_audit
         self.inventory = inventory
         self.root = root
         self.cache = cache
@@ -529,9 +533,16 @@ class EmbeddedLab(Strategy):
         if source is None or destination not in self.hosts:
             raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
                            f"to {destination}")
-        result = self.hypervisor.migrate(
-            self.inventory.domain.name, source, destination, self.domain_config(destination),
-            timeout=self.inventory.limits.migration_timeout_s)
+        cut = self._cut_later(destination) if "migration-cut" in self.faults else None
+        try:
+            result = self.hypervisor.migrate(
+                self.inventory.domain.name, source, destination, self.domain_config(destination),
+                timeout=self.inventory.limits.migration_timeout_s, audit=self.memory_audit)
+        finally:
+            if cut is not None:
+                cut.cancel()
+                self.runner(destination).run(["nft", "delete", "table", "inet", "xenlab_cut"],
+                                             check=False)
         if result.completed:
             self.guest_host = destination
         return result
@@ -560,6 +571,15 @@ class EmbeddedLab(Strategy):
         if not backings:
             raise LabError(f"{self.inventory.domain.name} on {where} has no disk")
         return backings[0]
+
+    def _cut_later(self, destination: str, after_s: float = 0.3) -> threading.Timer:
+        """The migration-cut fault: drop the relocation port on the destination mid-way."""
+        rules = ("table inet xenlab_cut {\n chain input {\n  type filter hook input priority 0;\n"
+                 f"  tcp dport {self.inventory.relocation_port} drop\n }}\n}}\n")
+        timer = threading.Timer(after_s, lambda: self.runner(destination).run(
+            ["nft", "-f", "-"], input=rules, check=False))
+        timer.start()
+        return timer
 
     def observer_runner(self) -> Runner:
         name = self.inventory.observer

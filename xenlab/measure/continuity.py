@@ -12,7 +12,14 @@ STATUS_FILE = "/run/xenlab-memcheck.status"
 WITNESS_FILE = "/root/xenlab-continuity"
 
 # One command that reads everything, so a migration costs one SSH round trip each side.
+# With XENLAB_SWEEP set, the memory checker first verifies every page (SIGUSR1) and the
+# command waits (up to 20 s) for that sweep to be reported.
 STATE_COMMAND = (
+    "if [ -n \"$XENLAB_SWEEP\" ]; then "
+    f"s0=$(sed -n 's/.*sweeps=\\([0-9]*\\).*/\\1/p' {STATUS_FILE}); "
+    "kill -USR1 \"$XENLAB_SWEEP\" 2>/dev/null; i=0; "
+    f"while [ $i -lt 400 ] && [ \"$(sed -n 's/.*sweeps=\\([0-9]*\\).*/\\1/p' {STATUS_FILE})\" "
+    "= \"$s0\" ]; do sleep 0.05; i=$((i+1)); done; fi; "
     "echo boot_id=$(cat /proc/sys/kernel/random/boot_id); "
     "echo uptime=$(cut -d' ' -f1 /proc/uptime); "
     "if [ -n \"$XENLAB_PID\" ] && kill -0 \"$XENLAB_PID\" 2>/dev/null; "
@@ -23,11 +30,12 @@ STATE_COMMAND = (
 
 # Start the witnesses: a long sleep, a 1 MiB file synced to disk, the memory checker. The
 # witnesses of an earlier scenario are ended by their PIDs ($3 $4), never by name.
+# Arguments: checker size (MiB), rate (MiB/s), old PIDs, hot pages.
 SETUP_COMMAND = (
     f"dd if=/dev/urandom of={WITNESS_FILE} bs=64k count=16 2>/dev/null && sync; "
-    "for pid in $3 $4; do kill \"$pid\" 2>/dev/null; done; "
+    "for pid in $3 $4; do [ \"$pid\" -gt 1 ] 2>/dev/null && kill \"$pid\"; done; "
     f"rm -f {STATUS_FILE}; "
-    f"setsid xenlab-memcheck \"$1\" \"$2\" {STATUS_FILE} </dev/null >/dev/null 2>&1 & "
+    f"setsid xenlab-memcheck \"$1\" \"$2\" {STATUS_FILE} \"$5\" </dev/null >/dev/null 2>&1 & "
     "checker=$!; "
     "setsid sleep 1000000 </dev/null >/dev/null 2>&1 & echo \"$! $checker\""
 )
@@ -40,6 +48,7 @@ class MemcheckStatus:
     mismatches: int
     first_bad_page: int
     uptime_ms: int
+    sweeps: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ def parse_memcheck(text: str) -> MemcheckStatus | None:
     try:
         return MemcheckStatus(int(fields["pages"]), int(fields["verified"]),
                               int(fields["mismatches"]), int(fields["first_bad_page"]),
-                              int(fields["uptime_ms"]))
+                              int(fields["uptime_ms"]), int(fields.get("sweeps", 0)))
     except (KeyError, ValueError) as exc:
         raise ParseError("memcheck status", str(exc), text) from None
 
@@ -104,6 +113,8 @@ def judge(before: GuestState, after: GuestState, elapsed_s: float) -> list[str]:
                     f"guest memory corrupted: {after.memcheck.mismatches - before.memcheck.mismatches}"
                     f" of {after.memcheck.pages} pages did not hold what was written "
                     f"(first bad page {after.memcheck.first_bad_page})")
+            if after.memcheck.sweeps <= before.memcheck.sweeps:
+                problems.append("the memory checker did not sweep its pages after the migration")
             if after.memcheck.verified <= before.memcheck.verified:
                 problems.append(f"the memory checker made no progress across the migration "
                                 f"(pages verified {before.memcheck.verified} -> "
