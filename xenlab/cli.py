@@ -4,21 +4,29 @@
     xenlab lab down [--lab NAME]    tear down a kept (or abandoned) embedded lab
     xenlab lab kit                  fetch the embedded guest's kernel, build its initramfs
     xenlab aoe-check CAPTURE.pcap   AoE problems in a capture (exit 1 when there are any)
+    xenlab compare OLD.json NEW.json   downtime and loss against a baseline (exit 1: regression)
+    xenlab probe TARGET [--interval 1ms] [--duration 30s] [--from HOST]   measure an outage
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from xenlab.aoe.check import analyze, read_capture
 from xenlab.errors import XenlabError
-from xenlab.inventory import load_inventory
+from xenlab.hosts.runner import Runner, host_prefix, ssh_runner
+from xenlab.inventory import LabKind, load_inventory
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck
+from xenlab.measure.ping import figures
+from xenlab.measure.prober import Prober
+from xenlab.measure.results import Tolerance, compare_results, comparison_table, load_results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,8 +53,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("capture", help="pcap or pcapng file")
     check.add_argument("--expect-mac", action="append", default=[], metavar="MAC",
                        help="MACs allowed to answer (the storage host's); repeatable")
+    cmp = sub.add_parser("compare", help="compare two results.json: downtime and loss per "
+                                          "scenario and direction (exit 1 on a regression)")
+    cmp.add_argument("old")
+    cmp.add_argument("new")
+    cmp.add_argument("--factor", type=float, default=Tolerance.downtime_factor,
+                     help="allowed growth of median downtime (default 0.5: +50 %%)")
+    cmp.add_argument("--slack-ms", type=float, default=Tolerance.downtime_slack_ms,
+                     help="plus this many ms (default 20)")
+    cmp.add_argument("--loss-slack", type=float, default=Tolerance.loss_slack_pct,
+                     help="allowed rise of median loss, in points (default 1)")
+    probe = sub.add_parser("probe", help="measure an outage (of a migration started by hand, "
+                                         "or anything else) at 1 ms resolution")
+    probe.add_argument("target", help="address or name to probe")
+    probe.add_argument("--interval", default="1ms", help="probe interval (default 1ms)")
+    probe.add_argument("--duration", default="30s", help="how long (default 30s; Ctrl-C ends "
+                                                        "it early and still prints figures)")
+    probe.add_argument("--from", dest="origin", metavar="HOST",
+                       help="send from this lab host (of --inventory) instead of here")
+    probe.add_argument("--inventory", default="inventories/embedded.yml")
+    probe.add_argument("--root", default=os.environ.get("XENLAB_LAB_ROOT", str(jr.DEFAULT_ROOT)))
+    probe.add_argument("--tool", choices=("xenlab", "ping"), default="xenlab")
     args = parser.parse_args(argv)
     try:
+        if args.command == "compare":
+            rows = compare_results(load_results(args.old), load_results(args.new),
+                                   Tolerance(args.factor, args.slack_ms, args.loss_slack))
+            print(comparison_table(rows))
+            return 1 if any(r.regressed for r in rows) else 0
+        if args.command == "probe":
+            return _probe(args)
         if args.command == "aoe-check":
             analysis = analyze(read_capture(args.capture), args.expect_mac)
             print(analysis.report())
@@ -68,6 +104,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     except XenlabError as exc:
         print(f"xenlab: {exc}", file=sys.stderr)
         return 2
+
+
+def parse_duration(text: str) -> float:
+    """'1ms', '0.5s', '30s', '2m', or plain seconds -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", text)
+    if not match:
+        raise XenlabError(f"{text!r} is not a duration such as 1ms, 30s or 2m")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+
+
+def _probe(args: argparse.Namespace) -> int:
+    interval, duration = parse_duration(args.interval), parse_duration(args.duration)
+    if not 0.0001 <= interval <= 10:
+        raise XenlabError(f"--interval {args.interval}: expected 0.1ms to 10s")
+    runner, python = Runner(), sys.executable
+    if args.origin:
+        inventory = load_inventory(args.inventory)
+        if inventory.kind is LabKind.EMBEDDED:
+            journal = jr.Journal.read(Path(args.root) / inventory.lab)
+            anchors = [p for p in (journal.processes if journal else [])
+                       if p.host == args.origin and p.what == "host namespaces" and p.alive()]
+            if not anchors:
+                raise XenlabError(f"no running embedded lab '{inventory.lab}' with a host "
+                                  f"{args.origin!r} (keep one up with --lab-keep)")
+            runner = Runner(args.origin, host_prefix(anchors[0].pid))
+        else:
+            spec = inventory.host(args.origin)
+            runner = ssh_runner(spec.name, str(spec.address), spec.user, spec.port,
+                                spec.key_file, spec.ssh_config)
+            python = "python3"
+    prober = Prober(runner, args.target, interval, python, args.tool)
+    print(f"probing {args.target} every {interval * 1000:g} ms for {duration:g} s "
+          f"from {args.origin or 'here'} (Ctrl-C to stop)", file=sys.stderr)
+    prober.start()
+    try:
+        time.sleep(duration)
+    except KeyboardInterrupt:
+        pass
+    run = prober.stop()
+    try:
+        f = figures(run)
+    except XenlabError as exc:
+        print(f"xenlab: {exc}", file=sys.stderr)
+        return 1
+    print(f"sent {f.sent}, received {f.received}, lost {f.lost} ({f.loss_pct:.2f} %)")
+    print(f"longest gap between replies {f.longest_gap_ms:.1f} ms: "
+          f"network downtime {f.downtime_ms:.1f} ms")
+    print(f"rtt min/median/p99/max = {f.rtt_min_ms:.3f}/{f.rtt_median_ms:.3f}/"
+          f"{f.rtt_p99_ms:.3f}/{f.rtt_max_ms:.3f} ms")
+    return 0
 
 
 def _list(root: Path) -> int:

@@ -41,8 +41,11 @@ class PingRun:
 
     @property
     def sent(self) -> int:
-        highest = max([r.seq for r in self.replies] + [s for s, _ in self.unanswered] + [0])
-        return max(self.transmitted or 0, highest)
+        """Probes sent: ping's own count when it printed its summary, else the highest
+        sequence number seen (both probers start at 1)."""
+        if self.transmitted is not None:
+            return self.transmitted
+        return max([r.seq for r in self.replies] + [s for s, _ in self.unanswered] + [0])
 
 
 def _unwrap(raw: int, last: int | None) -> int:
@@ -161,18 +164,25 @@ class Probe:
 
 
 def timeline(run: PingRun) -> list[Probe]:
-    """Every probe sent, in order, with its send time and RTT (None when lost): for plots."""
+    """Every probe sent, in order, with its send time and RTT (None when lost): for plots.
+    A lost probe's send time is interpolated between its neighbours' (the schedule)."""
     if not run.replies:
         return []
-    by_seq = {r.seq: r for r in run.replies}
-    anchor = min(run.replies, key=lambda r: r.seq)
-    base = anchor.sent if anchor.sent is not None else anchor.time - anchor.rtt_ms / 1000.0
+    known = sorted((r.seq, r.sent if r.sent is not None else r.time - r.rtt_ms / 1000.0,
+                    r.rtt_ms) for r in run.replies)
+    first, last = known[0][0], max(run.sent + known[0][0] - 1, known[-1][0])
     out = []
-    for seq in range(1, run.sent + 1):
-        reply = by_seq.get(seq)
-        if reply is not None:
-            sent = reply.sent if reply.sent is not None else reply.time - reply.rtt_ms / 1000.0
-            out.append(Probe(seq, sent, reply.rtt_ms))
+    k = 0
+    for seq in range(first, last + 1):
+        while k + 1 < len(known) and known[k + 1][0] <= seq:
+            k += 1
+        s0, t0, rtt = known[k]
+        if s0 == seq:
+            out.append(Probe(seq, t0, rtt))
+            continue
+        if k + 1 < len(known):
+            s1, t1, _ = known[k + 1]
+            out.append(Probe(seq, t0 + (seq - s0) * (t1 - t0) / (s1 - s0), None))
         else:
-            out.append(Probe(seq, base + (seq - anchor.seq) * run.interval_s, None))
+            out.append(Probe(seq, t0 + (seq - s0) * run.interval_s, None))
     return out
