@@ -3,6 +3,7 @@ prober, calibration, continuity, the TCP stream, memory audits, results and base
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def test_xenlab_prober_output_with_outages(data: Path) -> None:
     assert 199 <= f.downtime_ms <= 203  # the longer of the two injected outages (200 ms)
     probes = timeline(run)
     assert len(probes) == run.sent and sum(p.rtt_ms is None for p in probes) == f.lost
-    assert all(a.sent < b.sent for a, b in zip(probes, probes[1:], strict=False))
+    assert all(a.sent < b.sent for a, b in itertools.pairwise(probes))
 
 
 def test_calibration_of_the_xenlab_prober(data: Path) -> None:

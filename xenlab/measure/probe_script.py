@@ -51,6 +51,8 @@ def main(argv: list) -> int:
     transmitted = received = 0
     seq = 0
     next_send = mono0
+    last_flush = mono0
+    pending = []
     while not stop:
         now = time.monotonic()
         if duration and now - mono0 >= duration:
@@ -88,10 +90,15 @@ def main(argv: list) -> int:
                 continue
             _number, when = sent_at.pop(rseq)
             received += 1
-            out.write(f"[{wall0 + (got - mono0):.6f}] {len(data) - ihl} bytes from {address}: "
-                      f"icmp_seq={rseq} ttl={data[8]} time={(got - when) * 1000:.3f} ms "
-                      f"sent={wall0 + (when - mono0):.6f}\n")
-        out.flush()
+            pending.append(f"[{wall0 + (got - mono0):.6f}] {len(data) - ihl} bytes from "
+                           f"{address}: icmp_seq={rseq} ttl={data[8]} "
+                           f"time={(got - when) * 1000:.3f} ms sent={wall0 + (when - mono0):.6f}\n")
+        if pending and got - last_flush >= 0.02:  # a write every 20 ms, not every reply
+            out.write("".join(pending))
+            out.flush()
+            pending.clear()
+            last_flush = got
+    out.write("".join(pending))
     elapsed = int((time.monotonic() - mono0) * 1000)
     loss = 100.0 * (transmitted - received) / transmitted if transmitted else 0.0
     out.write(f"\n--- {target} ping statistics ---\n{transmitted} packets transmitted, "
