@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.meter",
     "fixtures.migration",
     "fixtures.findings",
+    "fixtures.reporting",
 ]

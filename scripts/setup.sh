@@ -17,7 +17,8 @@ die() { echo "setup: $*" >&2; exit 1; }
 [ "${VERSION_CODENAME:-}" = bookworm ] || echo "setup: warning: made for Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}" >&2
 
 PACKAGES=(vblade lvm2 iproute2 nftables iputils-ping busybox-static e2fsprogs util-linux dropbear-bin
-          kmod procps libpcap0.8 openssh-client python3-venv python3-pip gcc libc6-dev)
+          kmod procps libpcap0.8 openssh-client python3-venv python3-pip gcc libc6-dev
+          chromium)  # chromium: the report's self-test renders it headless
 BACKPORTS_PACKAGES=(qemu-system-x86)
 export DEBIAN_FRONTEND=noninteractive
 

@@ -7,9 +7,11 @@ interface; every exchange is kept as a pcap (reports/aoe/HOST.pcap) with a frame
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from fixtures.reporting import attach_aoe
 from fixtures.storage import AoeProbe
 from xenlab.aoe import frames as fr
 from xenlab.inventory import Inventory
@@ -27,11 +29,9 @@ def _answers(probe: AoeProbe, inventory: Inventory) -> list[fr.AoeFrame]:
 def test_query_config_answered_exactly_once(resource_name: str,
                                             aoe_probe: Callable[[str], AoeProbe],
                                             inventory: Inventory,
-                                            record_property: Callable[[str, object], None]
-                                            ) -> None:
+                                            report_extras: list[Any]) -> None:
     probe = aoe_probe(resource_name)
-    record_property("aoe_frames", "\n".join(probe.summary))
-    record_property("aoe_pcap", str(probe.pcap))
+    attach_aoe(report_extras, probe.summary, probe.pcap, resource_name)
     answers = _answers(probe, inventory)
     target = inventory.aoe.target
     assert answers, (f"from {resource_name}:{probe.interface}: no answer from {target} to a "

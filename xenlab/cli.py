@@ -6,6 +6,7 @@
     xenlab aoe-check CAPTURE.pcap   AoE problems in a capture (exit 1 when there are any)
     xenlab compare OLD.json NEW.json   downtime and loss against a baseline (exit 1: regression)
     xenlab probe TARGET [--interval 1ms] [--duration 30s] [--from HOST]   measure an outage
+    xenlab report trend R1.json R2.json ... [-o trend.html]   figures across runs
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck
 from xenlab.measure.ping import figures
 from xenlab.measure.prober import Prober
 from xenlab.measure.results import Tolerance, compare_results, comparison_table, load_results
+from xenlab.report.trend import write_trend
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,8 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     probe.add_argument("--inventory", default="inventories/embedded.yml")
     probe.add_argument("--root", default=os.environ.get("XENLAB_LAB_ROOT", str(jr.DEFAULT_ROOT)))
     probe.add_argument("--tool", choices=("xenlab", "ping"), default="xenlab")
+    report = sub.add_parser("report", help="reports from results.json files")
+    report_sub = report.add_subparsers(dest="kind", required=True)
+    trend = report_sub.add_parser("trend", help="figures across runs, host facts that changed")
+    trend.add_argument("results", nargs="+", help="results.json files, oldest first")
+    trend.add_argument("-o", "--output", default="reports/trend.html")
     args = parser.parse_args(argv)
     try:
+        if args.command == "report":
+            print(f"wrote {write_trend(args.results, args.output)}")
+            return 0
         if args.command == "compare":
             rows = compare_results(load_results(args.old), load_results(args.new),
                                    Tolerance(args.factor, args.slack_ms, args.loss_slack))

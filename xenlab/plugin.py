@@ -40,6 +40,7 @@ class LabOptions:
     results: str = "reports/results.json"
     memory_audit: bool = False
     tcp_interval_ms: float = 10.0
+    report: str = "reports/report.html"
 
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
@@ -114,6 +115,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how often the TCP connection held across migrations sends a line (default 10 "
              "ms); env XENLAB_TCP_INTERVAL_MS")
     group.addoption(
+        "--lab-report", metavar="FILE",
+        default=os.environ.get("XENLAB_REPORT", "reports/report.html"),
+        help="the HTML report of a certification (default reports/report.html; 'none': "
+             "no report); --html overrides it; env XENLAB_REPORT")
+    group.addoption(
         "--lab-cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
         metavar="DIR", help="downloads and built guest kernels; env XENLAB_CACHE")
 
@@ -140,6 +146,7 @@ def pytest_configure(config: pytest.Config) -> None:
         results=config.getoption("lab_results"),
         memory_audit=bool(config.getoption("lab_memory_audit")),
         tcp_interval_ms=config.getoption("lab_tcp_interval"),
+        report=config.getoption("lab_report"),
     )
     _check_options(options)
     config.stash[OPTIONS_KEY] = options

@@ -194,3 +194,39 @@ def test_compare_command(data: Path, tmp_path: Path) -> None:
     assert bad.returncode == 1 and "REGRESSION: downtime" in bad.stdout
     missing = cli(base, str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+# -- the reports ----------------------------------------------------------------------------
+
+def test_summary_and_trend(data: Path, tmp_path: Path) -> None:
+    from xenlab.report.facts import changed_facts, parse_facts
+    from xenlab.report.summary import summary_html
+    from xenlab.report.trend import trend_html
+
+    base = load_results(data / "results/embedded-run.json")
+    html = summary_html(base, [], "inventories/embedded.yml", None, ran=10)
+    assert "CERTIFIED" in html and 'id="xenlab-migrations"' in html
+    assert html.count("<tr>") == 1 + len(base.migrations) + 1 + len(base.hosts) and base.hosts
+    failing = summary_html(base, ["suites/test_aoe.py::test_x"], "inv.yml", None, ran=10)
+    assert "NOT CERTIFIED" in failing and "suites/test_aoe.py::test_x" in failing
+    newer = parse_results(doctored(data, 2.0))
+    newer.hosts = {h: dict(f) for h, f in base.hosts.items()}
+    newer.hosts["xen_resource_1"]["kernel"] = "6.1.0-99-amd64"
+    assert changed_facts(base.hosts, newer.hosts) == [
+        ("xen_resource_1", "kernel", base.hosts["xen_resource_1"]["kernel"], "6.1.0-99-amd64")]
+    trend = trend_html([("old.json", base), ("new.json", newer)])
+    assert trend.count("data:image/png;base64,") == 2 * len({(m.scenario, m.direction)
+                                                             for m in base.migrations})
+    assert "class='changed'" in trend and "6.1.0-99-amd64" in trend
+    assert parse_facts("kernel=6.1.0\ncpu=  AMD   EPYC\nempty=\n") == {"kernel": "6.1.0",
+                                                                   "cpu": "AMD EPYC"}
+
+
+def test_trend_command(data: Path, tmp_path: Path) -> None:
+    other = tmp_path / "second.json"
+    other.write_text(doctored(data, 1.5))
+    out = tmp_path / "trend.html"
+    done = subprocess.run([sys.executable, "-m", "xenlab.cli", "report", "trend",
+                           str(data / "results/embedded-run.json"), str(other), "-o", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and out.exists() and "<table id='trend'>" in out.read_text()
