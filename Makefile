@@ -11,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 certify: setup
-	$(PYTEST) suites --html=$(REPORT) --self-contained-html --junitxml=reports/junit.xml $(ARGS)
+	$(PYTEST) suites --lab-report $(REPORT) $(ARGS)
 
 lint:
 	$(VENV)/bin/ruff check xenlab fixtures suites tests benchmarks conftest.py
@@ -22,6 +22,7 @@ test: setup lint
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_lab.py
+	$(VENV)/bin/python benchmarks/bench_meter.py
 
 clean-lab:
 	$(VENV)/bin/xenlab lab down
