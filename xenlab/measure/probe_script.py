@@ -2,8 +2,9 @@
 
 iputils ping sleeps 10 ms in recv while probes are unanswered (its MININTERVAL), so during
 an outage its rate falls to ~100 Hz and the outage it reports grows by up to 10 ms. This
-prober sends probe n at start + n * interval whatever happens, and prints replies in
-ping's own `-D` format (plus the send time), so one parser reads both:
+prober sends probe n at start + n * interval whatever happens, stamps replies with the kernel's
+arrival time (SO_TIMESTAMPNS), and prints them in ping's own `-D` format (plus the send
+time), so one parser reads both:
 
     [RECV_TIME] 64 bytes from ADDR: icmp_seq=N ttl=T time=RTT ms sent=SEND_TIME
 
@@ -38,6 +39,11 @@ def main(argv: list) -> int:
     address = socket.gethostbyname(target)
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     sock.setblocking(False)
+    # the kernel stamps each reply when it arrives: the times printed do not depend on when
+    # this process got to read them (a busy machine delays that by milliseconds)
+    stamping = hasattr(socket, "SO_TIMESTAMPNS")
+    if stamping:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMPNS, 1)
     ident = os.getpid() & 0xFFFF
     payload = b"xenlab-probe".ljust(56, b".")
     stop = []
@@ -66,7 +72,7 @@ def main(argv: list) -> int:
                 sock.sendto(packet, (address, 0))
             except OSError:
                 pass  # a send error is a lost probe, as on the wire
-            sent_at[seq & 0xFFFF] = (seq, now)
+            sent_at[seq & 0xFFFF] = (seq, wall0 + (now - mono0))
             transmitted += 1
             next_send = mono0 + seq * interval
             if next_send < now:  # fell behind (a stall of this process): never burst
@@ -80,19 +86,24 @@ def main(argv: list) -> int:
             continue
         while True:
             try:
-                data = sock.recv(2048)
+                data, ancillary, _flags, _addr = sock.recvmsg(2048, 256)
             except (BlockingIOError, InterruptedError):
                 break
             got = time.monotonic()
+            arrived = wall0 + (got - mono0)
+            for level, kind, value in ancillary:
+                if stamping and level == socket.SOL_SOCKET and kind == socket.SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    arrived = sec + nsec / 1e9
             ihl = (data[0] & 0x0F) * 4
             kind, _code, _sum, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
             if kind != 0 or rid != ident or rseq not in sent_at:
                 continue
             _number, when = sent_at.pop(rseq)
             received += 1
-            pending.append(f"[{wall0 + (got - mono0):.6f}] {len(data) - ihl} bytes from "
+            pending.append(f"[{arrived:.6f}] {len(data) - ihl} bytes from "
                            f"{address}: icmp_seq={rseq} ttl={data[8]} "
-                           f"time={(got - when) * 1000:.3f} ms sent={wall0 + (when - mono0):.6f}\n")
+                           f"time={(arrived - when) * 1000:.3f} ms sent={when:.6f}\n")
         if pending and got - last_flush >= 0.02:  # a write every 20 ms, not every reply
             out.write("".join(pending))
             out.flush()

@@ -4,16 +4,14 @@ same over SSH and inside the embedded lab. By default xenlab's own raw-socket pr
 
 from __future__ import annotations
 
-import subprocess
-import threading
 import time
 from pathlib import Path
 
-from xenlab.errors import LabError
+from xenlab.hosts.remote import PID_PREFIX, RemoteProcess, python_script
 from xenlab.hosts.runner import Runner
 from xenlab.measure.ping import PingRun, parse_ping
 
-PING_SCRIPT = 'echo "xenlab-pid $$"; exec ping -D -O -n -W 1 -i "$1" "$2"'
+PING_SCRIPT = 'exec ping -D -O -n -W 1 -i "$1" "$2"'
 PROBE_SCRIPT = (Path(__file__).parent / "probe_script.py").read_text()
 
 
@@ -24,60 +22,30 @@ class Prober:
                  python: str = "python3", tool: str = "xenlab") -> None:
         if tool not in ("xenlab", "ping"):
             raise ValueError(tool)
-        self.python = python
-        self.tool = tool
         self.runner = runner
         self.target = target
         self.interval_s = interval_s
-        self.lines: list[str] = []
-        self.remote_pid: int | None = None
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._started = threading.Event()
+        if tool == "ping":
+            argv = ["sh", "-c", PID_PREFIX.removesuffix("exec ") + PING_SCRIPT, "xenlab-ping",
+                    f"{interval_s:.6f}", target]
+        else:
+            argv = python_script(python, PROBE_SCRIPT, target, f"{interval_s:.6f}")
+        self.process = RemoteProcess(runner, argv, "PING ", f"the prober to {target}")
+
+    @property
+    def remote_pid(self) -> int | None:
+        return self.process.pid
+
+    @property
+    def lines(self) -> list[str]:
+        return self.process.lines
 
     def start(self, timeout: float = 10.0) -> None:
-        if self.tool == "ping":
-            argv = ["sh", "-c", PING_SCRIPT, "xenlab-ping", f"{self.interval_s:.6f}", self.target]
-        else:
-            argv = ["sh", "-c", 'echo "xenlab-pid $$"; exec "$0" -u -c "$@"', self.python,
-                    PROBE_SCRIPT, self.target, f"{self.interval_s:.6f}"]
-        self._proc = self.runner.stream(argv)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self._started.wait(timeout):
-            self._kill_local()
-            raise LabError(f"ping from {self.runner.host} to {self.target} did not start: "
-                           f"{''.join(self.lines)[-300:]}")
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            if self.remote_pid is None and line.startswith("xenlab-pid "):
-                self.remote_pid = int(line.split()[1])
-                continue
-            self.lines.append(line)
-            if not self._started.is_set() and line.startswith("PING "):
-                self._started.set()
-        self._started.set()
+        self.process.start(timeout)
 
     def stop(self, timeout: float = 10.0) -> PingRun:
-        """SIGINT to ping (it prints its summary), then the parsed run."""
-        if self._proc is None:
-            raise LabError("the prober was never started")
-        if self.remote_pid is not None and self._proc.poll() is None:
-            self.runner.run(["kill", "-INT", str(self.remote_pid)], check=False, timeout=timeout)
-        try:
-            self._proc.wait(timeout=timeout)
-        except Exception:  # noqa: BLE001 - it must not outlive the measurement
-            self._kill_local()
-        if self._reader:
-            self._reader.join(timeout=timeout)
-        return parse_ping(self.lines, self.interval_s)
-
-    def _kill_local(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        """SIGINT (the prober prints its summary), then the parsed run."""
+        return parse_ping(self.process.stop(timeout), self.interval_s)
 
 
 def measure(runner: Runner, target: str, seconds: float, interval_s: float = 0.001,

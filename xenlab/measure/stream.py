@@ -4,12 +4,11 @@ service: no reset, no lost or reordered bytes, and its longest stall."""
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from xenlab.errors import LabError, ParseError
+from xenlab.errors import ParseError
+from xenlab.hosts.remote import RemoteProcess, python_script
 from xenlab.hosts.runner import Runner
 
 SCRIPT = (Path(__file__).parent / "stream_script.py").read_text()
@@ -45,48 +44,16 @@ def parse_stream_result(text: str) -> StreamResult:
 
 
 class TcpStream:
+    """start() ... stop() -> StreamResult: one connection, a numbered line every interval."""
+
     def __init__(self, runner: Runner, address: str, port: int, interval_s: float = 0.01,
                  python: str = "python3") -> None:
-        self.runner, self.address, self.port = runner, address, port
-        self.interval_s, self.python = interval_s, python
-        self.lines: list[str] = []
-        self.remote_pid: int | None = None
-        self._connected = threading.Event()
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
+        self.process = RemoteProcess(
+            runner, python_script(python, SCRIPT, address, str(port), str(interval_s)),
+            "connected", f"a TCP connection to {address}:{port}")
 
     def start(self, timeout: float = 15.0) -> None:
-        self._proc = self.runner.stream(
-            ["sh", "-c", 'echo "xenlab-pid $$"; exec "$0" -u -c "$@"', self.python, SCRIPT,
-             self.address, str(self.port), str(self.interval_s)])
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self._connected.wait(timeout) or not any(line.startswith("connected") for line in self.lines):
-            self.stop()
-            raise LabError(f"no TCP connection from {self.runner.host} to "
-                           f"{self.address}:{self.port}: {''.join(self.lines)[-300:]}")
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            if self.remote_pid is None and line.startswith("xenlab-pid "):
-                self.remote_pid = int(line.split()[1])
-                continue
-            self.lines.append(line)
-            if line.startswith("connected"):
-                self._connected.set()
-        self._connected.set()
+        self.process.start(timeout)
 
     def stop(self, timeout: float = 10.0) -> StreamResult:
-        if self._proc is None:
-            raise LabError("the TCP stream was never started")
-        if self.remote_pid is not None and self._proc.poll() is None:
-            self.runner.run(["kill", "-INT", str(self.remote_pid)], check=False, timeout=timeout)
-        try:
-            self._proc.wait(timeout=timeout)
-        except Exception:  # noqa: BLE001
-            self._proc.kill()
-            self._proc.wait()
-        if self._reader:
-            self._reader.join(timeout=timeout)
-        return parse_stream_result("".join(self.lines))
+        return parse_stream_result("".join(self.process.stop(timeout)))

@@ -19,6 +19,41 @@ import sys
 import time
 
 
+class Echoes:
+    """The lines coming back: counted, and checked to come in the order they were sent."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.echoed = 0
+        self.expected = 1
+        self.in_order = True
+        self.buffer = b""
+
+    def receive(self, wait: float) -> tuple[int, str]:
+        """Read what arrives within `wait` s: (lines echoed, error or '')."""
+        try:
+            ready, _, _ = select.select([self.sock], [], [], wait)
+        except InterruptedError:
+            return 0, ""
+        if not ready:
+            return 0, ""
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return 0, ""
+        except OSError as exc:
+            return 0, f"recv: {exc}"
+        if not data:
+            return 0, "closed by the guest"
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        for line in lines:
+            self.echoed += 1
+            if line.strip() != str(self.expected).encode():
+                self.in_order = False
+            self.expected += 1
+        return len(lines), ""
+
+
 def main(argv: list) -> int:
     address, port, interval = argv[1], int(argv[2]), float(argv[3])
     stop = []
@@ -28,11 +63,10 @@ def main(argv: list) -> int:
     sock.setblocking(False)
     sys.stdout.write("connected\n")
     sys.stdout.flush()
-    sent = echoed = 0
-    expected = 1
-    in_order = True
+    sent = 0
     error = ""
-    buffer = b""
+    echoes = Echoes(sock)
+
     last_echo = first = time.monotonic()
     stall = 0.0
     stall_at = 0.0
@@ -49,59 +83,19 @@ def main(argv: list) -> int:
                 error = f"send: {exc}"
                 break
             next_send += interval
-        try:
-            ready, _, _ = select.select([sock], [], [], max(0.0, next_send - time.monotonic()))
-        except InterruptedError:
-            continue
-        if not ready:
-            continue
-        try:
-            data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            continue
-        except OSError as exc:
-            error = f"recv: {exc}"
-            break
-        if not data:
-            error = "closed by the guest"
-            break
-        buffer += data
-        *lines, buffer = buffer.split(b"\n")
+        got_lines, error = echoes.receive(max(0.0, next_send - time.monotonic()))
         got = time.monotonic()
-        for line in lines:
-            echoed += 1
-            if line.strip() != str(expected).encode():
-                in_order = False
-            expected += 1
-        if lines:
+        if got_lines:
             if got - last_echo > stall:
                 stall, stall_at = got - last_echo, last_echo
             last_echo = got
     # drain: every line sent before the stop gets up to 3 s to come back
     deadline = time.monotonic() + 3.0
-    while not error and echoed < sent and time.monotonic() < deadline:
-        ready, _, _ = select.select([sock], [], [], 0.05)
-        if not ready:
-            continue
-        try:
-            data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            continue
-        except OSError as exc:
-            error = f"recv: {exc}"
-            break
-        if not data:
-            error = "closed by the guest"
-            break
-        buffer += data
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            echoed += 1
-            if line.strip() != str(expected).encode():
-                in_order = False
-            expected += 1
+    while not error and echoes.echoed < sent and time.monotonic() < deadline:
+        _, error = echoes.receive(0.05)
     sock.close()
-    print(json.dumps({"sent": sent, "echoed": echoed, "in_order": in_order, "error": error,
+    print(json.dumps({"sent": sent, "echoed": echoes.echoed, "in_order": echoes.in_order,
+                      "error": error,
                       "longest_stall_ms": stall * 1000.0,
                       "stall_start": time.time() - (time.monotonic() - stall_at) if stall else None,
                       "duration_s": time.monotonic() - first}))
