@@ -41,9 +41,8 @@ def main(argv: list) -> int:
     sock.setblocking(False)
     # the kernel stamps each reply when it arrives: the times printed do not depend on when
     # this process got to read them (a busy machine delays that by milliseconds)
-    stamping = hasattr(socket, "SO_TIMESTAMPNS")
-    if stamping:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMPNS, 1)
+    so_timestampns = getattr(socket, "SO_TIMESTAMPNS", 35)  # 35 on Linux
+    sock.setsockopt(socket.SOL_SOCKET, so_timestampns, 1)
     ident = os.getpid() & 0xFFFF
     payload = b"xenlab-probe".ljust(56, b".")
     stop = []
@@ -92,7 +91,7 @@ def main(argv: list) -> int:
             got = time.monotonic()
             arrived = wall0 + (got - mono0)
             for level, kind, value in ancillary:
-                if stamping and level == socket.SOL_SOCKET and kind == socket.SO_TIMESTAMPNS:
+                if level == socket.SOL_SOCKET and kind == so_timestampns:
                     sec, nsec = struct.unpack("qq", value[:16])
                     arrived = sec + nsec / 1e9
             ihl = (data[0] & 0x0F) * 4
