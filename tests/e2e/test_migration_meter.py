@@ -75,3 +75,22 @@ def test_qemu_10_keeps_guest_memory(lab_files: tuple[Path, Path, str], tmp_path:
     assert all(m["hypervisor"]["memory_audit"]["differing_count"] == 0 for m in migrations)
     assert all(not any("memory" in p for p in m["problems"]) for m in migrations), migrations
     assert leftovers(lab_files[2], lab_files[1]) == []
+
+
+def test_three_resource_hosts_matrix(lab_files: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """The embedded lab builds N resource hosts from its inventory; the matrix plan migrates
+    over every ordered pair, each migration starting where the last one ended."""
+    inventory, root, name = lab_files
+    three = tmp_path / "three.yml"
+    three.write_text(inventory.read_text().replace(
+        "        xen_resource_2: {ansible_host: 198.18.0.12}\n",
+        "        xen_resource_2: {ansible_host: 198.18.0.12}\n"
+        "        xen_resource_3: {ansible_host: 198.18.0.13}\n"))
+    done, results = run(three, root, tmp_path, "test_migration.py", "--lab-scenarios", "idle",
+                        "--lab-roundtrips", "1", "--lab-pattern", "matrix")
+    assert done.returncode == 0, done.stdout[-3000:]
+    pairs = [(m["source"], m["destination"]) for m in results["migrations"]]
+    hosts = ["xen_resource_1", "xen_resource_2", "xen_resource_3"]
+    assert sorted(pairs) == sorted((a, b) for a in hosts for b in hosts if a != b)
+    assert all(m["passed"] for m in results["migrations"])
+    assert leftovers(name, root) == []
