@@ -17,7 +17,8 @@ def test_meter_measures_injected_outages(lab: Lab, inventory: Inventory, results
                                          lab_options: LabOptions) -> None:
     interval = lab_options.interval_ms / 1000.0
     points, run = calibrate(lab.runner(inventory.observer), str(inventory.guest.address),
-                            interval, DEFAULT_OUTAGES_MS, python=lab.probe_python)
+                            interval, DEFAULT_OUTAGES_MS, python=lab.probe_python,
+                            tool=lab_options.prober, native=lab.probe_binary)
     results.calibration = [p.as_dict() for p in points]
     results.run["calibration_prober"] = lab_options.prober
     bound = tolerance_ms(interval)

@@ -230,3 +230,29 @@ def test_trend_command(data: Path, tmp_path: Path) -> None:
                            str(data / "results/embedded-run.json"), str(other), "-o", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0 and out.exists() and "<table id='trend'>" in out.read_text()
+
+
+def test_c_and_python_probers_print_the_same_lines(tmp_path: Path) -> None:
+    """Both builds of the prober, against this machine's loopback, parse the same way."""
+    import os
+    import signal
+    import time
+
+    from xenlab.lab.guestkit import ensure_native_probe
+    from xenlab.measure.prober import PROBE_SCRIPT
+
+    if os.geteuid() != 0:
+        pytest.skip("raw sockets need root")
+    outputs = {}
+    for name, argv in (("c", [str(ensure_native_probe(tmp_path)), "127.0.0.1", "0.002"]),
+                       ("python", [sys.executable, "-c", PROBE_SCRIPT, "127.0.0.1", "0.002"])):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        outputs[name] = proc.communicate(timeout=10)[0].splitlines()
+    for lines in outputs.values():
+        run = parse_ping(lines, 0.002)
+        f = figures(run)
+        assert run.transmitted and f.received == run.transmitted and f.lost == 0
+        assert all(r.sent is not None and r.time >= r.sent for r in run.replies)
+        assert 150 <= f.sent <= 260

@@ -21,6 +21,9 @@ class Lab(Protocol):
     probe_python: str  # the python3 that runs probes on lab hosts
 
     @property
+    def probe_binary(self) -> str | None: ...  # the C prober, where hosts can run it
+
+    @property
     def aoe_device(self) -> str: ...
     def lvm_views(self) -> list[LvmReports]: ...
     def guest_disk(self) -> BlockBacking: ...

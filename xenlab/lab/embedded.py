@@ -34,7 +34,7 @@ from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.hypervisor.qmp import BlockBacking, block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
-from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck
+from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
 from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
 from xenlab.lab.state import LabState, Strategy
 from xenlab.net.iproute import link_address
@@ -348,6 +348,11 @@ class EmbeddedLab(Strategy):
         return str(self.image_path)
 
     probe_python = sys.executable
+
+    @property
+    def probe_binary(self) -> str | None:
+        """The C prober, built on first use (the observer is on this machine)."""
+        return str(ensure_native_probe(self.cache / "tools"))
 
     def _make_lvm(self, image: str) -> StorageFacts:
         """PV, VG and LV on the image through a loop device, metadata only (no device-mapper)."""

@@ -150,23 +150,35 @@ def newc_archive(files: Mapping[str, bytes]) -> bytes:
 
 
 MEMCHECK_SOURCE = Path(__file__).parent / "guest" / "memcheck.c"
+PROBE_SOURCE = Path(__file__).parents[1] / "measure" / "native" / "probe.c"
 
 
-def ensure_memcheck(cache: Path, runner: Runner | None = None) -> Path:
-    """The guest's memory checker, a static binary built once per source version."""
+def build_c(source: Path, name: str, cache: Path, static: bool,
+            runner: Runner | None = None) -> Path:
+    """A C program of the project, built once per source version into the cache."""
     import hashlib
 
     runner = runner or Runner()
-    digest = hashlib.sha256(MEMCHECK_SOURCE.read_bytes()).hexdigest()[:12]
-    binary = cache / f"xenlab-memcheck-{digest}"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    binary = cache / f"{name}-{digest}"
     if binary.exists():
         return binary
     cache.mkdir(parents=True, exist_ok=True)
     tmp = binary.with_suffix(".tmp")
     try:
-        runner.run(["gcc", "-O2", "-static", "-Wall", "-o", str(tmp), str(MEMCHECK_SOURCE)])
+        runner.run(["gcc", "-O2", *(["-static"] if static else []), "-Wall", "-o", str(tmp),
+                    str(source)])
     except CommandError as exc:
-        raise LabError(f"cannot build the guest memory checker (gcc and libc6-dev needed): "
-                       f"{exc}") from None
+        raise LabError(f"cannot build {name} (gcc and libc6-dev needed): {exc}") from None
     os.replace(tmp, binary)
     return binary
+
+
+def ensure_memcheck(cache: Path, runner: Runner | None = None) -> Path:
+    """The guest's memory checker: static, it runs on the busybox guest."""
+    return build_c(MEMCHECK_SOURCE, "xenlab-memcheck", cache, static=True, runner=runner)
+
+
+def ensure_native_probe(cache: Path, runner: Runner | None = None) -> Path:
+    """The meter's prober in C, for observers on this machine (the embedded lab)."""
+    return build_c(PROBE_SOURCE, "xenlab-probe", cache, static=False, runner=runner)

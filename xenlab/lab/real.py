@@ -48,6 +48,7 @@ class RealLab:
                                    f"{spec.connection.value}: {result.stderr.strip()}")
 
     probe_python = "python3"
+    probe_binary = None  # the Python prober runs on any observer with python3
 
     @property
     def aoe_device(self) -> str:

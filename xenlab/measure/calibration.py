@@ -77,9 +77,10 @@ def compare(run: PingRun, injected: list[Injected]) -> list[CalibrationPoint]:
 
 def calibrate(observer: Runner, target: str, interval_s: float = 0.001,
               outages_ms: tuple[float, ...] = DEFAULT_OUTAGES_MS, gap_s: float = 0.4,
-              python: str = "python3") -> tuple[list[CalibrationPoint], PingRun]:
+              python: str = "python3", tool: str = "xenlab", native: str | None = None
+              ) -> tuple[list[CalibrationPoint], PingRun]:
     """Run the prober while the observer injects the outages; compare."""
-    prober = Prober(observer, target, interval_s, python)
+    prober = Prober(observer, target, interval_s, python, tool, native)
     prober.start()
     try:
         result = observer.run([python, "-c", SCRIPT, target, str(gap_s),
