@@ -124,15 +124,10 @@ class LabHost:
 
 @dataclass(frozen=True)
 class StorageFacts:
-    """What the storage step made, for suites and the hypervisor."""
+    """What the storage step made: the exported image and where the LV lies in it."""
 
     image: str
-    pv_uuid: str
-    vg_free: int
     lv_range: ByteRange
-    lvs_json: str
-    pvs_json: str
-    vgs_json: str
 
 
 class EmbeddedLab(Strategy):
@@ -372,9 +367,7 @@ class EmbeddedLab(Strategy):
         pv = parse_pvs(pvs)[0]
         vg = next(v for v in parse_vgs(vgs) if v.name == inv.lvm.vg)
         lv = next(v for v in parse_lvs(lvs) if v.name == inv.lvm.lv)
-        return StorageFacts(image=image, pv_uuid=pv.uuid, vg_free=vg.free,
-                            lv_range=lv_byte_range(lv, pv, vg), lvs_json=lvs, pvs_json=pvs,
-                            vgs_json=vgs)
+        return StorageFacts(image=image, lv_range=lv_byte_range(lv, pv, vg))
 
     # -- guest image ---------------------------------------------------------------------
     def enter_guest_ready(self) -> None:
