@@ -72,6 +72,7 @@ def test_qemu_7_2_memory_corruption_is_caught(lab_files: tuple[Path, Path, str],
 def test_qemu_10_keeps_guest_memory(lab_files: tuple[Path, Path, str], tmp_path: Path) -> None:
     _done, results = memory_run(lab_files, tmp_path, "qemu-system-x86_64")
     migrations = results["migrations"]
+    assert [m["status"] for m in migrations] == ["completed", "completed"], migrations
     assert all(m["hypervisor"]["memory_audit"]["differing_count"] == 0 for m in migrations)
     assert all(not any("memory" in p for p in m["problems"]) for m in migrations), migrations
     assert leftovers(lab_files[2], lab_files[1]) == []

@@ -122,3 +122,11 @@ def test_parse_size(text: object, size: int) -> None:
 def test_parse_size_rejects_words() -> None:
     with pytest.raises(ValueError):
         parse_size("five gigs")
+
+
+def test_controller_observes_real_labs_only() -> None:
+    err = error_of(mutate(lambda d: d["all"]["vars"]["xenlab"].update(observer="controller")))
+    assert err.key == "all.vars.xenlab.observer" and "controller" not in err.expected
+    real = (REPO / "inventories/xl.yml").read_text().replace("observer: xen_storage",
+                                                              "observer: controller")
+    assert parse_inventory(real, "xl.yml").observer == "controller"

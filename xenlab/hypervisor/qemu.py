@@ -258,8 +258,10 @@ class QemuDriver:
     def _audit(self, domain: str, source: str, destination: str, memory_mib: int) -> MemoryAudit:
         """Both sides paused: dump guest-physical memory of each (QMP pmemsave) and compare."""
         dumps = []
-        for host in (source, destination):
-            self._wait_state(host, domain, {DomainState.PAUSED, DomainState.STOPPED})
+        # the destination reports 'inmigrate' while it still loads pages: dumping it then
+        # would report pages as corrupted that simply had not arrived yet
+        for host, status in ((source, "postmigrate"), (destination, "paused")):
+            self._wait_status(host, domain, status)
             path = self.hosts[host].directory / f"{domain}.memory"
             self.qmp(host, domain, "pmemsave", val=0, size=memory_mib << 20, filename=str(path))
             dumps.append(path)
@@ -269,12 +271,12 @@ class QemuDriver:
             for path in dumps:
                 path.unlink(missing_ok=True)
 
-    def _wait_state(self, host: str, domain: str, states: set[DomainState],
-                    timeout: float = 30.0) -> None:
+    def _wait_status(self, host: str, domain: str, status: str, timeout: float = 30.0) -> None:
+        """Until QEMU's own run state (query-status) is exactly `status`."""
         deadline = time.monotonic() + timeout
-        while self.state(host, domain) not in states:
+        while self.qmp(host, domain, "query-status").get("status") != status:
             if time.monotonic() > deadline:
-                raise MigrationError(f"{domain} on {host} never reached {sorted(states)}")
+                raise MigrationError(f"{domain} on {host} never reached state {status!r}")
             time.sleep(0.01)
 
     def _wait_running(self, host: str, domain: str, timeout: float) -> bool:

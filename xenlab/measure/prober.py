@@ -4,7 +4,6 @@ same over SSH and inside the embedded lab. By default xenlab's own raw-socket pr
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from xenlab.hosts.remote import PID_PREFIX, RemoteProcess, python_script
@@ -51,11 +50,3 @@ class Prober:
         """SIGINT (the prober prints its summary), then the parsed run."""
         return parse_ping(self.process.stop(timeout), self.interval_s)
 
-
-def measure(runner: Runner, target: str, seconds: float, interval_s: float = 0.001,
-            python: str = "python3", native: str | None = None) -> PingRun:
-    """Probe for `seconds` and return the run."""
-    prober = Prober(runner, target, interval_s, python, native=native)
-    prober.start()
-    time.sleep(seconds)
-    return prober.stop()
