@@ -24,9 +24,9 @@ from xenlab.errors import XenlabError
 from xenlab.hosts.runner import Runner, host_prefix, ssh_runner
 from xenlab.inventory import LabKind, load_inventory
 from xenlab.lab import journal as jr
-from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck
+from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
 from xenlab.measure.ping import figures
-from xenlab.measure.prober import Prober
+from xenlab.measure.prober import Prober, ship_native
 from xenlab.measure.results import Tolerance, compare_results, comparison_table, load_results
 from xenlab.report.trend import write_trend
 
@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     probe.add_argument("--inventory", default="inventories/embedded.yml")
     probe.add_argument("--root", default=os.environ.get("XENLAB_LAB_ROOT", str(jr.DEFAULT_ROOT)))
     probe.add_argument("--tool", choices=("xenlab", "ping"), default="xenlab")
+    probe.add_argument("--cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
+                       help="where the C prober's build is kept")
     report = sub.add_parser("report", help="reports from results.json files")
     report_sub = report.add_subparsers(dest="kind", required=True)
     trend = report_sub.add_parser("trend", help="figures across runs, host facts that changed")
@@ -129,7 +131,7 @@ def _probe(args: argparse.Namespace) -> int:
     interval, duration = parse_duration(args.interval), parse_duration(args.duration)
     if not 0.0001 <= interval <= 10:
         raise XenlabError(f"--interval {args.interval}: expected 0.1ms to 10s")
-    runner, python = Runner(), sys.executable
+    runner, python, remote = Runner(), sys.executable, False
     if args.origin:
         inventory = load_inventory(args.inventory)
         if inventory.kind is LabKind.EMBEDDED:
@@ -144,8 +146,15 @@ def _probe(args: argparse.Namespace) -> int:
             spec = inventory.host(args.origin)
             runner = ssh_runner(spec.name, str(spec.address), spec.user, spec.port,
                                 spec.key_file, spec.ssh_config)
-            python = "python3"
-    prober = Prober(runner, args.target, interval, python, args.tool)
+            python, remote = "python3", True
+    native = None
+    if args.tool == "xenlab":
+        try:  # the C prober (static, copied over SSH, for remote observers)
+            binary = ensure_native_probe(Path(args.cache) / "tools", static=remote)
+            native = ship_native(runner, binary) if remote else str(binary)
+        except XenlabError as exc:
+            print(f"xenlab: the Python prober runs instead of the C one: {exc}", file=sys.stderr)
+    prober = Prober(runner, args.target, interval, python, args.tool, native)
     print(f"probing {args.target} every {interval * 1000:g} ms for {duration:g} s "
           f"from {args.origin or 'here'} (Ctrl-C to stop)", file=sys.stderr)
     prober.start()

@@ -179,6 +179,8 @@ def ensure_memcheck(cache: Path, runner: Runner | None = None) -> Path:
     return build_c(MEMCHECK_SOURCE, "xenlab-memcheck", cache, static=True, runner=runner)
 
 
-def ensure_native_probe(cache: Path, runner: Runner | None = None) -> Path:
-    """The meter's prober in C, for observers on this machine (the embedded lab)."""
-    return build_c(PROBE_SOURCE, "xenlab-probe", cache, static=False, runner=runner)
+def ensure_native_probe(cache: Path, runner: Runner | None = None, static: bool = False) -> Path:
+    """The meter's prober in C: dynamic for observers on this machine (the embedded lab),
+    static for observers elsewhere (shipped over SSH, it needs nothing installed there)."""
+    return build_c(PROBE_SOURCE, "xenlab-probe-static" if static else "xenlab-probe", cache,
+                   static=static, runner=runner)

@@ -1,0 +1,55 @@
+"""The C prober on a remote observer: built static here, copied over real SSH once per
+build, run there at 1 kHz. The embedded lab's guest (dropbear, busybox, nothing installed)
+stands in for a real lab's observer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from labrun import REPO, leftovers, suites
+
+from xenlab.hosts.runner import Runner, ssh_runner
+from xenlab.inventory import load_inventory
+from xenlab.lab.guestkit import ensure_native_probe
+from xenlab.measure.ping import figures
+from xenlab.measure.prober import Prober, ship_native
+
+
+def test_static_prober_is_shipped_over_ssh_and_measures(lab_files: tuple[Path, Path, str],
+                                                          tmp_path: Path) -> None:
+    inventory_file, root, name = lab_files
+    result = subprocess.run(suites(inventory_file, root, "-k", "every_host", "--lab-keep"),
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    try:
+        inventory = load_inventory(str(inventory_file))
+        guest = ssh_runner(inventory.guest.name, str(inventory.guest.address),
+                           ssh_config=str(root / name / "ssh" / "config"))
+        binary = ensure_native_probe(tmp_path / "tools", static=True)
+        assert ship_native(guest, binary, machine="aarch64") is None  # not this machine's
+        path = ship_native(guest, binary)
+        assert path is not None and path.split("/")[-1].startswith("xenlab-probe-")
+        stamp = guest.run(["stat", "-c", "%Y", path]).stdout
+        time.sleep(1.1)
+        assert ship_native(guest, binary) == path  # found again, not copied again
+        assert guest.run(["stat", "-c", "%Y", path]).stdout == stamp
+        storage = str(inventory.host(inventory.observer).address)
+        prober = Prober(guest, storage, 0.001, native=path)
+        prober.start()
+        time.sleep(1.5)
+        run = prober.stop()
+        f = figures(run)
+        assert f.sent > 1000 and f.received > 0.9 * f.sent, f
+    finally:
+        subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
+                        "--root", str(root)], capture_output=True, text=True, check=False)
+    assert leftovers(name, root) == []
+
+
+def test_no_copy_where_the_architecture_differs(tmp_path: Path) -> None:
+    binary = tmp_path / "probe"
+    binary.write_bytes(b"\x7fELF")
+    assert ship_native(Runner(), binary, machine="riscv128") is None
