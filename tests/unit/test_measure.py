@@ -247,12 +247,14 @@ def test_c_and_python_probers_print_the_same_lines(tmp_path: Path) -> None:
     for name, argv in (("c", [str(ensure_native_probe(tmp_path)), "127.0.0.1", "0.002"]),
                        ("python", [sys.executable, "-c", PROBE_SCRIPT, "127.0.0.1", "0.002"])):
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        header = proc.stdout.readline()  # started (Python's start-up is slow on a busy machine)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        outputs[name] = proc.communicate(timeout=10)[0].splitlines()
+        outputs[name] = [header, *proc.communicate(timeout=10)[0].splitlines()]
     for lines in outputs.values():
         run = parse_ping(lines, 0.002)
         f = figures(run)
-        assert run.transmitted and f.received == run.transmitted and f.lost == 0
+        assert run.transmitted and f.received >= run.transmitted - 1 and f.lost <= 1  # in flight
         assert all(r.sent is not None and r.time >= r.sent for r in run.replies)
         assert 150 <= f.sent <= 260
