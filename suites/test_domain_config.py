@@ -12,6 +12,7 @@ from testinfra.host import Host
 from xenlab.checks.xen import free_memory_mib, meminfo_available_mib, parse_xl_info
 from xenlab.errors import ParseError
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
+from xenlab.hypervisor.xen import live_migration_blocker
 from xenlab.inventory import Inventory, LabKind, Toolstack
 from xenlab.lab import Lab
 from xenlab.net.iproute import parse_links
@@ -120,3 +121,17 @@ def test_kernel_and_ramdisk_exist(resource_name: str, host_of: Callable[[str], H
     missing = [f"{key} {config.get_str(key)}" for key in ("kernel", "ramdisk")
                if config.get_str(key) and not host.file(config.get_str(key)).is_file]
     assert not missing, f"on {resource_name}: missing " + ", ".join(missing)
+
+
+def test_guest_type_can_live_migrate(resource_name: str, host_of: Callable[[str], Host],
+                                     inventory: Inventory) -> None:
+    """A PV guest on a Xen built without shadow paging (Debian's 4.17) cannot be
+    live-migrated: say so before any migration is tried."""
+    if inventory.toolstack not in (Toolstack.XL, Toolstack.XM):
+        pytest.skip(f"{inventory.toolstack.value}: no Xen hypervisor capabilities to read")
+    host = host_of(resource_name)
+    _, config = read_config(host, resource_name, inventory)
+    guest_type = config.get_str("type") or ("hvm" if config.get_str("builder") == "hvm" else "pv")
+    info = parse_xl_info(host.check_output(f"{inventory.toolstack.value} info"))
+    blocker = live_migration_blocker(info, guest_type)
+    assert blocker is None, blocker

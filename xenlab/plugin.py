@@ -168,8 +168,8 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--lab-fault {unknown[0]}: unknown fault; known: "
                                     f"{', '.join(FAULTS)}")
         if inventory is not None and inventory.kind is not LabKind.EMBEDDED:
-            raise pytest.UsageError("--lab-fault applies to the embedded lab only; "
-                                    f"{inventory.path} is a real lab")
+            raise pytest.UsageError("--lab-fault applies to the embedded (QEMU) lab only; "
+                                    f"{inventory.path} is a {inventory.kind.value} lab")
     _sigterm_as_interrupt()
 
 

@@ -29,7 +29,7 @@ def required_tools(role: Role, toolstack: Toolstack, kind: LabKind) -> list[Tool
         return []
     tools = [Tool("pvs", "lvm2", "reads the shared volume group"),
              Tool("ip", "iproute2", "the xenbr0 bridge")]
-    if kind is LabKind.REAL:
+    if kind is not LabKind.EMBEDDED:  # dom0s of real labs and of the embedded Xen lab
         tools += [Tool("aoe-discover", "aoetools", "finds the AoE target"),
                   Tool("aoe-stat", "aoetools", "lists AoE devices"),
                   Tool("modprobe", "kmod", "loads the aoe driver")]

@@ -75,6 +75,7 @@ def render_domain_config(spec: DomainSpec, extra: dict[str, str] | None = None) 
         "# written by xenlab from the lab inventory",
         "# configuration name:",
         f'name = "{spec.name}"',
+        *([f'type = "{spec.guest_type}"'] if spec.guest_type else []),
         "# usable ram:",
         f"memory = {spec.memory}",
         "# kernel and initrd:",

@@ -1,16 +1,22 @@
-"""xl and xm toolstack drivers for real labs: commands run on the resource hosts over SSH."""
+"""xl and xm toolstack drivers: commands run on the resource hosts (dom0s) over SSH.
+
+Pure parsers of `xl list`, `xl list -l` (JSON), `xl info` and `xl -v migrate`'s progress lines
+are kept apart from the driver; each is tested against outputs saved from real dom0s.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from testinfra.host import Host
 
-from xenlab.errors import ParseError
+from xenlab.errors import LabError, ParseError
+from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import DomainState, MigrationResult
 
 
@@ -52,16 +58,161 @@ def listed_state(domain: ListedDomain | None) -> DomainState:
     return DomainState.RUNNING  # r (running) or b (blocked, i.e. idle) are both alive
 
 
+def parse_xl_info(text: str) -> dict[str, str]:
+    """`xl info` / `xm info`: "key   : value" lines (values may contain ':')."""
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and " " not in key.strip():  # warnings and the like: skipped
+            info[key.strip()] = value.strip()
+    for required in ("host", "xen_version", "xen_caps"):
+        if required not in info:
+            raise ParseError("xl info", f"no {required!r} line", text)
+    return info
+
+
+def live_migration_blocker(info: Mapping[str, str], guest_type: str) -> str | None:
+    """Why a guest of `guest_type` cannot be live-migrated on this hypervisor, or None.
+
+    Live migration tracks dirty pages: PV guests need shadow paging for it ("log-dirty"),
+    PVH and HVM guests need hardware paging (HAP) or shadow. Debian's Xen 4.17 is built
+    without shadow paging, so its PV guests cannot be live-migrated (xl: "Failed to enable
+    logdirty"), while PVH guests can.
+    """
+    caps = set(info.get("virt_caps", "").split())
+    host = info.get("host", "this host")
+    kind = guest_type or "pv"
+    if kind == "pv":
+        if "shadow" in caps:
+            return None
+        return (f"{host}: the guest is PV and Xen here has no shadow paging (virt_caps: "
+                f"{info.get('virt_caps', '?')}): PV guests cannot be live-migrated "
+                f"(\"Failed to enable logdirty\"); make the guest PVH (type = \"pvh\")")
+    if "hvm" not in caps:
+        return (f"{host}: the guest is {kind.upper()} but Xen here has no HVM support "
+                f"(virt_caps: {info.get('virt_caps', '?')}, xen_caps: {info.get('xen_caps', '?')})")
+    if not caps & {"hap", "shadow"}:
+        return (f"{host}: the guest is {kind.upper()} and Xen here has neither HAP nor shadow "
+                f"paging (virt_caps: {info.get('virt_caps', '?')}): it cannot track dirty pages")
+    return None
+
+
+@dataclass(frozen=True)
+class LongDomain:
+    """One domain of `xl list -l` (JSON): what xl itself uses to re-create it."""
+
+    name: str
+    domid: int
+    guest_type: str  # "pv", "pvh" or "hvm"
+    memory_kb: int | None = None
+    disks: tuple[str, ...] = ()
+
+
+def parse_xl_list_long(text: str) -> list[LongDomain]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError("xl list -l", f"not JSON ({exc.msg} at line {exc.lineno})",
+                         text) from None
+    if not isinstance(data, list):
+        raise ParseError("xl list -l", "expected a JSON list of domains", text)
+    out = []
+    for item in data:
+        try:
+            c_info = item["config"]["c_info"]
+            b_info = item["config"].get("b_info", {})
+            disks = tuple(d.get("pdev_path", "") for d in item["config"].get("disks", []))
+            out.append(LongDomain(c_info["name"], int(item["domid"]), str(c_info["type"]),
+                                  b_info.get("max_memkb"), disks))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ParseError("xl list -l", "a domain without domid, config.c_info.name or "
+                             "config.c_info.type", text) from None
+    return out
+
+
+# `xl -v migrate` progress, in the order it happens; the time between suspend and the
+# target's start is the hypervisor side of the downtime, as seen from the controller
+MIGRATE_EVENTS = {
+    "ready": "migration target: Ready to receive domain",
+    "suspended": "Domain has suspended",
+    "transferred": "migration target: Transfer complete",
+    "acknowledged": "migration sender: Target has acknowledged transfer",
+    "started": "migration target: Domain started successsfully",  # xl's own spelling
+    "started_ok": "migration target: Domain started successfully",
+    "reported": "migration sender: Target reports successful startup",
+    "successful": "Migration successful",
+}
+
+
+@dataclass(frozen=True)
+class XlMigration:
+    events_s: dict[str, float]  # event -> seconds after the command started
+    succeeded: bool
+    error: str = ""
+    lines: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def downtime_ms(self) -> float | None:
+        """Suspend on the source to the domain started on the target (None when not seen)."""
+        start = self.events_s.get("suspended")
+        end = self.events_s.get("started", self.events_s.get("started_ok"))
+        if start is None or end is None or end < start:
+            return None
+        return (end - start) * 1000.0
+
+
+def parse_xl_migrate(stamped: Sequence[tuple[float, str]]) -> XlMigration:
+    """(seconds since the command started, line) pairs of `xl -v migrate` -> events."""
+    events: dict[str, float] = {}
+    errors = []
+    for at, line in stamped:
+        for name, needle in MIGRATE_EVENTS.items():
+            if needle in line and name not in events:
+                events[name] = at
+        lowered = line.lower()
+        if ("error" in lowered or "failed" in lowered) and "xc: detail" not in lowered:
+            errors.append(line.strip())
+    return XlMigration(events, "successful" in events, "; ".join(errors[-3:]),
+                       tuple(line for _, line in stamped))
+
+
 class XenCliDriver:
     """`xl` (Xen 4.x) or `xm` (xend, the article's) on the resource hosts."""
 
     def __init__(self, toolstack: str, hosts: Mapping[str, Host],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 runners: Mapping[str, Runner] | None = None) -> None:
+        """`runners`: argument-list access to the same hosts, to read `xl -v migrate` while
+        it runs (its progress lines get times); without them only the wall time is known."""
         if toolstack not in ("xl", "xm"):
             raise ValueError(toolstack)
         self.toolstack = toolstack
         self.hosts = dict(hosts)
         self.clock = clock
+        self.runners = dict(runners or {})
+
+    def _check(self, host: str, command: str) -> str:
+        result = self.hosts[host].run(command)
+        if result.rc != 0:
+            raise LabError(f"on {host}: `{command}` failed (exit {result.rc}): "
+                           f"{(result.stderr or result.stdout).strip()[-500:]}")
+        return result.stdout
+
+    def info(self, host: str) -> dict[str, str]:
+        return parse_xl_info(self._check(host, f"{self.toolstack} info"))
+
+    def create(self, host: str, config_path: str) -> None:
+        self._check(host, f"{self.toolstack} create {shlex.quote(config_path)}")
+
+    def destroy(self, host: str, domain: str) -> None:
+        self._check(host, f"{self.toolstack} destroy {shlex.quote(domain)}")
+
+    def list_long(self, host: str) -> list[LongDomain]:
+        if self.toolstack != "xl":
+            raise LabError("`xm list -l` prints S-expressions, not JSON: use xl")
+        return parse_xl_list_long(self._check(host, "xl list -l"))
 
     def state(self, host: str, domain: str) -> DomainState:
         out = self.hosts[host].check_output(f"{self.toolstack} list")
@@ -81,6 +232,8 @@ class XenCliDriver:
 
     def migrate(self, domain: str, source: str, destination: str,
                 timeout: float = 300.0) -> MigrationResult:
+        if self.toolstack == "xl" and source in self.runners:
+            return self._migrate_streamed(domain, source, destination, timeout)
         command = self.migrate_command(domain, destination)
         started = self.clock()
         result = self.hosts[source].run(f"timeout {int(timeout)} {command}")
@@ -92,4 +245,28 @@ class XenCliDriver:
             toolstack=self.toolstack, error=result.stderr.strip()[-500:],
             raw={"command": command, "rc": result.rc, "stdout": result.stdout[-2000:],
                  "stderr": result.stderr[-2000:]},
+        )
+
+    def _migrate_streamed(self, domain: str, source: str, destination: str,
+                          timeout: float) -> MigrationResult:
+        argv = ["timeout", str(int(timeout)), "xl", "-v", "migrate", domain, destination]
+        started = self.clock()
+        t0 = time.monotonic()
+        proc = self.runners[source].stream(argv)
+        assert proc.stdout is not None
+        stamped = [(time.monotonic() - t0, line.rstrip("\n")) for line in proc.stdout]
+        rc = proc.wait()
+        ended = self.clock()
+        parsed = parse_xl_migrate(stamped)
+        status = ("completed" if rc == 0 and parsed.succeeded
+                  else "timeout" if rc == 124 else "failed")
+        tail = [line for _, line in stamped if "xc: detail" not in line][-40:]
+        return MigrationResult(
+            domain=domain, source=source, destination=destination, status=status,
+            started_at=started, ended_at=ended, total_time_ms=(ended - started) * 1000.0,
+            downtime_ms=parsed.downtime_ms, toolstack="xl",
+            error=parsed.error if status != "completed" else "",
+            raw={"command": " ".join(argv[2:]), "rc": rc,
+                 "events_s": {k: round(v, 3) for k, v in parsed.events_s.items()},
+                 "output": "\n".join(tail)[-3000:]},
         )

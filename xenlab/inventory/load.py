@@ -137,7 +137,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     if not _LAB_NAME.match(lab_name):
         raise lab.fail("lab", "a lab name of lower-case letters, digits and '-', 16 at most", lab_name)
     network = _network(lab, "network")
-    if kind is LabKind.EMBEDDED and not network.subnet_of(EMBEDDED_RANGE):
+    if kind.built_here and not network.subnet_of(EMBEDDED_RANGE):
         raise lab.fail("network", f"a subnet of {EMBEDDED_RANGE} for the embedded lab", str(network))
     bridge = _ifname(lab, "bridge", "xenbr0")
     port = _port(lab, "relocation_port", 8002)
@@ -159,8 +159,8 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         vg=_name(lvm_r, "vg"), lv=_name(lvm_r, "lv"), size=_size(lvm_r, "size")
     )
     lvm_r.done()
-    image_size = _size(lab, "image_size", lvm.size + (1 << 30)) if kind is LabKind.EMBEDDED else 0
-    if kind is LabKind.EMBEDDED and image_size < lvm.size + (8 << 20):
+    image_size = _size(lab, "image_size", lvm.size + (1 << 30)) if kind.built_here else 0
+    if kind.built_here and image_size < lvm.size + (8 << 20):
         raise lab.fail("image_size", f"at least the LV size plus 8 MiB ({lvm.size + (8 << 20)} bytes)",
                        image_size)
     lim_r = lab.sub("limits", required=False)
@@ -215,7 +215,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
                 path, f"{where}.{h.role.value}.hosts.{h.name}.ansible_host",
                 f"an address of its own (also used by {seen[h.address]})", str(h.address))
         seen[h.address] = h.name
-        if kind is LabKind.EMBEDDED and h.address not in network:
+        if kind.built_here and h.address not in network:
             raise InventoryError(
                 path, f"{where}.{h.role.value}.hosts.{h.name}.ansible_host",
                 f"an address in the lab network {network}", str(h.address))
@@ -225,7 +225,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     if observer not in allowed_observers:
         raise InventoryError(path, "all.vars.xenlab.observer", f"one of {allowed_observers}", observer)
     assert domain is not None
-    if kind is LabKind.EMBEDDED and not domain.config_path.startswith("/etc/"):
+    if kind.built_here and not domain.config_path.startswith("/etc/"):
         raise InventoryError(path, f"{where}.guests.hosts.{domain.name}.domain.config",
                              "a path under /etc/ (each embedded host has its own /etc)",
                              domain.config_path)
@@ -239,10 +239,17 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
 
 def _host(hv: _Reader, name: str, role: Role, kind: LabKind) -> HostSpec:
     address = _address(hv, "ansible_host")
-    default_conn = Connection.EMBEDDED if kind is LabKind.EMBEDDED else Connection.SSH
+    # the embedded Xen lab: the storage host a namespace, the dom0s machines reached over SSH
+    in_namespace = kind is LabKind.EMBEDDED or (kind is LabKind.EMBEDDED_XEN
+                                                and role is Role.STORAGE)
+    default_conn = Connection.EMBEDDED if in_namespace else Connection.SSH
     conn = _enum(hv, "ansible_connection", Connection, default_conn)
-    if kind is LabKind.EMBEDDED and conn is not Connection.EMBEDDED and role is not Role.GUEST:
-        raise hv.fail("ansible_connection", "'embedded' (or nothing) on the embedded lab", conn.value)
+    if in_namespace and conn is not Connection.EMBEDDED and role is not Role.GUEST:
+        raise hv.fail("ansible_connection", f"'embedded' (or nothing) for this host of a "
+                      f"{kind.value} lab", conn.value)
+    if kind is LabKind.EMBEDDED_XEN and not in_namespace and conn is not Connection.SSH:
+        raise hv.fail("ansible_connection", "ssh (or nothing): the embedded Xen lab's dom0s "
+                      "and guest are reached over SSH", conn.value)
     if kind is LabKind.REAL and conn is Connection.EMBEDDED:
         raise hv.fail("ansible_connection", "ssh, paramiko or local on a real lab", conn.value)
     return HostSpec(
@@ -276,9 +283,17 @@ def _domain(dr: _Reader, host_name: str) -> DomainSpec:
         root=dr.get("root", str),
         extra=str(dr.get("extra", (str, int), "")),  # type: ignore[arg-type]
         vifs=tuple(vifs), disks=tuple(disks),
+        guest_type=_choice(dr, "type", ("pv", "pvh", "hvm")),
     )
     dr.done()
     return spec
+
+
+def _choice(r: _Reader, name: str, choices: tuple[str, ...]) -> str:
+    value = r.get(name, str, "", what=f"one of {list(choices)}")
+    if value and value not in choices:
+        raise r.fail(name, f"one of {list(choices)}", value)
+    return value
 
 
 def _str_list(r: _Reader, name: str) -> tuple[str, ...]:

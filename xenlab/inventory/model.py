@@ -15,7 +15,13 @@ class Role(enum.StrEnum):
 
 class LabKind(enum.StrEnum):
     EMBEDDED = "embedded"  # built on this machine from namespaces, vblade, LVM metadata, QEMU
+    EMBEDDED_XEN = "embedded-xen"  # built here too, the resource hosts real Xen under QEMU
     REAL = "real"  # existing machines reached over SSH
+
+    @property
+    def built_here(self) -> bool:
+        """Built and torn down by xenlab on this machine (journal, reaper, lab network)."""
+        return self is not LabKind.REAL
 
 
 class Toolstack(enum.StrEnum):
@@ -87,6 +93,7 @@ class DomainSpec:
     extra: str
     vifs: tuple[Vif, ...]
     disks: tuple[str, ...]
+    guest_type: str = ""  # xl's `type`: pv, pvh or hvm ("" : the toolstack's default, pv)
 
 
 @dataclass(frozen=True)

@@ -77,48 +77,93 @@ def ensure_guest_kit(cache: Path, runner: Runner | None = None) -> GuestKit:
         return GuestKit(kernel, initramfs, version_file.read_text().strip())
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="xenlab-kit-") as tmp:
-        work = Path(tmp)
-        package = _resolve_kernel_package(runner, work)
-        runner.run(["apt-get", "download", package], timeout=600, cwd=str(work))
-        debs = sorted(work.glob(f"{package}_*.deb"))
-        if not debs:
-            raise LabError(f"apt-get download {package} left no .deb in {work}")
-        tree = work / "x"
-        runner.run(["dpkg-deb", "-x", str(debs[0]), str(tree)])
-        vmlinuz = sorted((tree / "boot").glob("vmlinuz-*"))
-        if not vmlinuz:
-            raise LabError(f"{package} has no /boot/vmlinuz-*")
-        version = vmlinuz[0].name.removeprefix("vmlinuz-")
-        modules = {p.name.removesuffix(".ko"): p for p in (tree / "lib/modules").rglob("*.ko")}
-        depends = {}
-        for name in modules:
-            out = runner.run(["modinfo", "-F", "depends", str(modules[name])]).stdout.strip()
-            depends[name] = [d for d in out.split(",") if d]
-        order = module_load_order(depends, GUEST_MODULES)
-        payload = {f"lib/modules/{m}.ko": modules[m].read_bytes() for m in order}
-        payload["lib/modules/order"] = ("\n".join(order) + "\n").encode()
-        payload["bin/busybox"] = Path(BUSYBOX).read_bytes()
-        payload["init"] = INITRAMFS_INIT.encode()
-        tmp_initrd = initramfs.with_suffix(".tmp")
-        tmp_initrd.write_bytes(gzip.compress(newc_archive(payload), compresslevel=1))
-        shutil.copyfile(vmlinuz[0], kernel.with_suffix(".tmp"))
+        tree = unpack_kernel(KERNEL_PACKAGE, Path(tmp), runner)
+        build_initramfs(tree, GUEST_MODULES, INITRAMFS_INIT, initramfs, runner)
+        shutil.copyfile(tree.vmlinuz, kernel.with_suffix(".tmp"))
         os.replace(kernel.with_suffix(".tmp"), kernel)
-        os.replace(tmp_initrd, initramfs)
-        version_file.write_text(version + "\n")
-    return GuestKit(kernel, initramfs, version)
+        version_file.write_text(tree.version + "\n")
+    return GuestKit(kernel, initramfs, tree.version)
 
 
-def _resolve_kernel_package(runner: Runner, work: Path) -> str:
-    """The versioned package behind the `linux-image-cloud-amd64` meta-package."""
+@dataclass(frozen=True)
+class KernelTree:
+    """A Debian kernel package unpacked (dpkg-deb -x): its image, version and modules."""
+
+    root: Path
+    version: str
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root / "boot" / f"vmlinuz-{self.version}"
+
+    @property
+    def modules_dir(self) -> Path:
+        return self.root / "lib/modules" / self.version
+
+
+def unpack_kernel(meta_package: str, work: Path, runner: Runner) -> KernelTree:
+    """Download the kernel behind `meta_package` (no install on this machine) and unpack it."""
+    package = _resolve_kernel_package(runner, meta_package)
+    runner.run(["apt-get", "download", package], timeout=600, cwd=str(work))
+    debs = sorted(work.glob(f"{package}_*.deb"))
+    if not debs:
+        raise LabError(f"apt-get download {package} left no .deb in {work}")
+    tree = work / "kernel"
+    runner.run(["dpkg-deb", "-x", str(debs[0]), str(tree)])
+    vmlinuz = sorted((tree / "boot").glob("vmlinuz-*"))
+    if not vmlinuz:
+        raise LabError(f"{package} has no /boot/vmlinuz-*")
+    return KernelTree(tree, vmlinuz[0].name.removeprefix("vmlinuz-"))
+
+
+def build_initramfs(tree: KernelTree, wanted: Sequence[str], init: str, target: Path,
+                    runner: Runner) -> None:
+    """A busybox initramfs that insmods `wanted` (dependencies first) and runs `init`."""
+    # depmod once (the package ships no modules.dep), instead of modinfo per module
+    runner.run(["depmod", "-b", str(tree.root), tree.version])
+    modules, depends = parse_modules_dep(
+        (tree.modules_dir / "modules.dep").read_text(), tree.modules_dir)
+    order = module_load_order(depends, [w.replace("-", "_") for w in wanted])
+    payload = {f"lib/modules/{m}.ko": modules[m].read_bytes() for m in order}
+    payload["lib/modules/order"] = ("\n".join(order) + "\n").encode()
+    payload["bin/busybox"] = Path(BUSYBOX).read_bytes()
+    payload["init"] = init.encode()
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(gzip.compress(newc_archive(payload), compresslevel=1))
+    os.replace(tmp, target)
+
+
+def _module_name(path: str) -> str:
+    return Path(path).name.split(".ko")[0].replace("-", "_")
+
+
+def parse_modules_dep(text: str, base: Path) -> tuple[dict[str, Path], dict[str, list[str]]]:
+    """modules.dep ("kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko ...") -> module files by
+    name, and each module's dependencies by name ('-' and '_' are one in module names)."""
+    modules: dict[str, Path] = {}
+    depends: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        path, deps = line.split(":", 1)
+        name = _module_name(path)
+        modules[name] = base / path.strip()
+        depends[name] = [_module_name(d) for d in deps.split()]
+    return modules, depends
+
+
+def _resolve_kernel_package(runner: Runner, meta_package: str = KERNEL_PACKAGE) -> str:
+    """The versioned package behind a kernel meta-package such as `linux-image-cloud-amd64`."""
     try:
-        out = runner.run(["apt-cache", "depends", KERNEL_PACKAGE]).stdout
+        out = runner.run(["apt-cache", "depends", meta_package]).stdout
     except CommandError as exc:
-        raise LabError(f"cannot look up {KERNEL_PACKAGE} (run `apt-get update`?): {exc}") from None
+        raise LabError(f"cannot look up {meta_package} (run `apt-get update`?): {exc}") from None
     for line in out.splitlines():
         line = line.strip()
         if line.startswith("Depends:") and "linux-image-" in line:
             return line.split(":", 1)[1].strip()
-    raise LabError(f"apt-cache depends {KERNEL_PACKAGE} names no kernel package (run apt-get update)")
+    raise LabError(f"apt-cache depends {meta_package} names no kernel package "
+                   "(run apt-get update)")
 
 
 def newc_archive(files: Mapping[str, bytes]) -> bytes:

@@ -1,7 +1,8 @@
 """The lab's lifecycle as an explicit state machine (after labgrid's Strategy).
 
-absent -> network -> storage -> guest_ready -> vm_running; a failed transition leaves the
-lab 'broken', and a broken lab refuses further transitions with the original error.
+absent -> network -> storage -> guest_ready -> vm_running (the embedded Xen lab boots its
+hosts between network and storage); a failed transition leaves the lab 'broken', and a broken
+lab refuses further transitions with the original error.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from xenlab.progress import Progress
 class LabState(enum.Enum):
     ABSENT = 0
     NETWORK = 1
-    STORAGE = 2
-    GUEST_READY = 3
-    VM_RUNNING = 4
+    HOSTS = 2  # machines booted and reachable (the embedded Xen lab's dom0s)
+    STORAGE = 3
+    GUEST_READY = 4
+    VM_RUNNING = 5
     BROKEN = -1
 
     @property
@@ -28,6 +30,9 @@ class LabState(enum.Enum):
 
 class Strategy:
     """Walks the states in order; subclasses provide `enter_<state>` methods."""
+
+    STATES: tuple[LabState, ...] = (LabState.NETWORK, LabState.STORAGE, LabState.GUEST_READY,
+                                    LabState.VM_RUNNING)
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -43,8 +48,9 @@ class Strategy:
             raise LabError(f"the lab is broken ({self.broken_by}); tear it down first")
         if target.value < self.state.value:
             raise LabError(f"cannot go back from {self.state.label} to {target.label}; tear down")
-        for value in range(self.state.value + 1, target.value + 1):
-            state = LabState(value)
+        for state in self.STATES:
+            if not self.state.value < state.value <= target.value:
+                continue
             try:
                 with self.progress.step(f"lab {state.label}", announce=True):
                     self._step(state)()

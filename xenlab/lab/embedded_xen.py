@@ -1,0 +1,475 @@
+"""The embedded Xen lab: the article's lab with real Xen, built on this one machine.
+
+xen_storage is a network namespace running the real vblade (as in the QEMU-only profile);
+xen_resource_1 .. N are QEMU (TCG) machines booting Debian 12's Xen 4.17 with a Debian dom0
+(`xenkit`), their NICs taps on the lab's switch, so the storage network is one layer-2
+segment. Each dom0 is reached over real SSH (a key made per lab, host keys pinned) and runs
+the article's steps for real: `modprobe aoe`, `aoe-discover`, `/dev/etherd/e0.0`, LVM with
+device-mapper, `mkfs` and the guest image on `lv_vm1`; vm1 is a PVH domU started with `xl
+create` and live-migrated with `xl migrate` (over SSH between the dom0s, xl's default).
+
+States: network -> hosts (dom0s booted) -> storage (vblade, AoE, LVM) -> guest_ready (image
+and domain configs) -> vm_running. Everything is recorded in the lab's journal before it is
+made; `down()` or, after a killed run, the next run removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import testinfra
+from testinfra.host import Host
+
+from xenlab.errors import CommandError, LabError
+from xenlab.hosts.runner import Runner, ssh_runner
+from xenlab.hypervisor.base import MigrationResult
+from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
+from xenlab.hypervisor.qmp import BlockBacking
+from xenlab.hypervisor.xen import XenCliDriver, live_migration_blocker
+from xenlab.inventory.model import Inventory
+from xenlab.lab import journal as jr
+from xenlab.lab.embedded import DEFAULT_CACHE, DROPBEAR, LabHost
+from xenlab.lab.guestkit import ensure_memcheck, ensure_native_probe
+from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
+from xenlab.lab.state import LabState, Strategy
+from xenlab.lab.xenkit import XenKit, ensure_xen_kit, seed_image
+from xenlab.progress import Progress
+from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
+
+HOST_MTU = 65000  # the dom0s' link: halves migration time against 1500 (measured)
+HOST_MEMORY_MIB = 640
+XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem=384M,max:384M dom0_max_vcpus=1 "
+            "loglvl=all guest_loglvl=all noreboot")
+DOM0_ARGS = "console=hvc0 earlyprintk=xen"
+BOOT_TIMEOUT_S = 240.0
+
+
+def _mac(index: int) -> str:
+    return f"52:54:00:18:00:{index:02x}"
+
+
+class EmbeddedXenLab(Strategy):
+    STATES = (LabState.NETWORK, LabState.HOSTS, LabState.STORAGE, LabState.GUEST_READY,
+              LabState.VM_RUNNING)
+
+    def __init__(self, inventory: Inventory, *, progress: Progress,
+                 root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
+                 qemu_binary: str = "qemu-system-x86_64") -> None:
+        super().__init__(progress)
+        self.inventory = inventory
+        self.root = root
+        self.cache = cache
+        self.qemu_binary = qemu_binary
+        self.directory = root / inventory.lab
+        self.journal: jr.Journal | None = None
+        self.storage: LabHost | None = None
+        self.kit: XenKit | None = None
+        self.local = Runner("controller")
+        self.hypervisor: XenCliDriver | None = None
+        self.guest_host: str | None = None
+        self._hosts: dict[str, Host] = {}
+        self.boot_seconds: dict[str, float] = {}
+
+    # -- naming --------------------------------------------------------------------------
+    def namespace(self, host: str) -> str:
+        return f"{jr.NAMESPACE_PREFIX}{self.inventory.lab}-{host}"
+
+    @property
+    def switch(self) -> str:
+        return self.namespace("switch")
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.directory / "ssh"
+
+    @property
+    def image_path(self) -> Path:
+        return self.directory / "storage" / "export.img"
+
+    def tap(self, index: int) -> str:
+        return f"x{index}"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def up(self) -> None:
+        removed = jr.reap(self.inventory.lab, self.root)
+        if removed:
+            self.progress.say(f"reaped a stale lab '{self.inventory.lab}': {len(removed)} items "
+                              f"({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
+        try:
+            self.transition(LabState.VM_RUNNING)
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        with self.progress.step("lab teardown"):
+            if self.ssh_dir.exists():
+                for spec in self.inventory.hosts:
+                    if spec.connection.value == "ssh":
+                        subprocess.run(["ssh", "-F", str(self.ssh_dir / "config"), "-O", "exit",
+                                        spec.name], capture_output=True, check=False, timeout=10)
+            jr.reap(self.inventory.lab, self.root, force=True)
+        self.force(LabState.ABSENT)
+        self._hosts.clear()
+        self.journal = None
+
+    def keep(self) -> None:
+        if self.journal:
+            self.journal.kept = True
+            self.journal.save()
+
+    def save_logs(self, target: Path) -> Path:
+        destination = target / self.inventory.lab
+        destination.mkdir(parents=True, exist_ok=True)
+        for pattern in ("*/*.console", "*/*.log", "lab.json"):
+            for path in self.directory.glob(pattern):
+                name = f"{path.parent.name}-{path.name}" if path.parent != self.directory else path.name
+                shutil.copyfile(path, destination / name)
+        return destination
+
+    # -- network -------------------------------------------------------------------------
+    def enter_network(self) -> None:
+        self.journal = jr.Journal.create(self.inventory.lab, self.directory)
+        inv = self.inventory
+        self._add_namespace(self.switch)
+        self._ip(self.switch, "link", "add", "br0", "mtu", str(HOST_MTU), "type", "bridge",
+                 "stp_state", "0", "forward_delay", "0")
+        self._ip(self.switch, "link", "set", "br0", "up")
+        spec = inv.storage
+        directory = self.directory / spec.name
+        (directory / "etc").mkdir(parents=True, exist_ok=True)
+        storage = LabHost(spec, self.namespace(spec.name), directory, self.journal)
+        self._add_namespace(storage.namespace)
+        self._ip(self.switch, "link", "add", "p0", "mtu", str(HOST_MTU), "type", "veth", "peer",
+                 "name", "eth0", "netns", storage.namespace)
+        self._ip(self.switch, "link", "set", "p0", "master", "br0", "up")
+        self._ip(storage.namespace, "link", "set", "lo", "up")
+        self._ip(storage.namespace, "link", "set", "eth0", "mtu", str(HOST_MTU), "up")
+        self._ip(storage.namespace, "addr", "add", f"{spec.address}/{inv.network.prefixlen}",
+                 "dev", "eth0")
+        (storage.etc_dir / "hosts").write_text(self._hosts_file())
+        (storage.etc_dir / "hostname").write_text(spec.name + "\n")
+        storage.start_anchor()
+        self.storage = storage
+        for index, _host in enumerate(inv.resources, start=1):
+            self._ip(self.switch, "tuntap", "add", "dev", self.tap(index), "mode", "tap")
+            self._ip(self.switch, "link", "set", self.tap(index), "mtu", str(HOST_MTU),
+                     "master", "br0", "up")
+
+    def _ip(self, namespace: str, *args: str) -> None:
+        self.local.run(["ip", "-n", namespace, *args])
+
+    def _add_namespace(self, name: str) -> None:
+        assert self.journal is not None
+        self.journal.add_namespace(name)
+        self.local.run(["ip", "netns", "add", name])
+
+    def _hosts_file(self) -> str:
+        lines = ["127.0.0.1\tlocalhost"]
+        lines += [f"{h.address}\t{h.name}" for h in self.inventory.hosts]
+        return "\n".join(lines) + "\n"
+
+    # -- hosts: Xen and dom0 under QEMU ---------------------------------------------------
+    def enter_hosts(self) -> None:
+        assert self.journal is not None
+        self.kit = ensure_xen_kit(self.cache / "xen", self.progress, self.local)
+        keys = self._make_keys()
+        procs = {}
+        for index, spec in enumerate(self.inventory.resources, start=1):
+            directory = self.directory / spec.name
+            directory.mkdir(parents=True, exist_ok=True)
+            seed = directory / "seed.img"
+            seed_image(seed, self._seed_files(spec.name, keys), {
+                "XENLAB_HOST": spec.name, "XENLAB_MTU": str(HOST_MTU),
+                "XENLAB_ADDRESS": f"{spec.address}/{self.inventory.network.prefixlen}"},
+                self.local)
+            procs[spec.name] = self._boot(index, spec.name, directory, seed)
+        started = time.monotonic()
+        for spec in self.inventory.resources:
+            self._wait_ssh(spec.name, procs[spec.name], started)
+        names = [h.name for h in self.inventory.resources]
+        self.hypervisor = XenCliDriver("xl", {n: self.host(n) for n in names},
+                                       runners={n: self.runner(n) for n in names})
+
+    def _make_keys(self) -> dict[str, str]:
+        """The lab's client key (also the dom0s' own, for xl migrate between them) and one
+        host key per dom0, all pinned in known_hosts here and in every dom0."""
+        d = self.ssh_dir
+        d.mkdir(parents=True, exist_ok=True)
+        self.local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                        f"xenlab-{self.inventory.lab}", "-f", str(d / "id_ed25519")])
+        known = []
+        for spec in self.inventory.resources:
+            key = d / f"host_{spec.name}"
+            self.local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.name,
+                            "-f", str(key)])
+            public = " ".join((key.with_suffix(".pub").read_text().split())[:2])
+            known.append(f"{spec.name},{spec.address} {public}")
+        self.local.run(["dropbearkey", "-t", "ed25519", "-f", str(d / "guest_host_key")])
+        out = self.local.run(["dropbearkey", "-y", "-f", str(d / "guest_host_key")]).stdout
+        guest_key = next((" ".join(line.split()[:2]) for line in out.splitlines()
+                          if line.startswith("ssh-")), None)
+        if guest_key is None:
+            raise LabError(f"dropbearkey -y printed no public key: {out!r}")
+        guest = self.inventory.guest
+        known.append(f"{guest.name},{guest.address} {guest_key}")
+        (d / "known_hosts").write_text("\n".join(known) + "\n")
+        assert self.storage is not None
+        proxy = f"ip netns exec {self.storage.namespace} busybox nc %h %p"
+        (d / "config").write_text("".join(
+            self._ssh_entry(h.name, str(h.address), proxy)
+            for h in (*self.inventory.resources, guest)))
+        return {"client": (d / "id_ed25519").read_text(),
+                "client_pub": (d / "id_ed25519.pub").read_text(),
+                "known_hosts": (d / "known_hosts").read_text()}
+
+    def _ssh_entry(self, name: str, address: str, proxy: str) -> str:
+        d = self.ssh_dir
+        return "\n".join([
+            f"Host {name} {address}", f"  HostName {address}", "  User root",
+            f"  IdentityFile {d / 'id_ed25519'}", "  IdentitiesOnly yes",
+            f"  UserKnownHostsFile {d / 'known_hosts'}", "  StrictHostKeyChecking yes",
+            "  BatchMode yes", f"  ProxyCommand {proxy}", "  ConnectTimeout 20",
+            "  ControlMaster auto", f"  ControlPath {d}/cm-%h", "  ControlPersist 600",
+            "  ServerAliveInterval 10", "", ""])
+
+    def _seed_files(self, name: str, keys: dict[str, str]) -> dict[str, tuple[str, int]]:
+        d = self.ssh_dir
+        return {
+            "/etc/hostname": (name + "\n", 0o644),
+            "/etc/hosts": (self._hosts_file(), 0o644),
+            "/etc/ssh/ssh_host_ed25519_key": ((d / f"host_{name}").read_text(), 0o600),
+            "/etc/ssh/ssh_host_ed25519_key.pub": ((d / f"host_{name}.pub").read_text(), 0o644),
+            "/root/.ssh/authorized_keys": (keys["client_pub"], 0o600),
+            "/root/.ssh/id_ed25519": (keys["client"], 0o600),
+            "/root/.ssh/known_hosts": (keys["known_hosts"], 0o644),
+        }
+
+    def _boot(self, index: int, name: str, directory: Path, seed: Path) -> subprocess.Popen[bytes]:
+        assert self.kit is not None and self.journal is not None
+        kit = self.kit
+        argv = ["ip", "netns", "exec", self.switch, self.qemu_binary, "-name", name,
+                "-machine", "pc,accel=tcg", "-cpu", "qemu64,+svm,+npt", "-smp", "1",
+                "-m", str(HOST_MEMORY_MIB), "-nodefaults", "-display", "none", "-vga", "none",
+                "-kernel", str(kit.xen), "-append", XEN_ARGS,
+                "-initrd", f"{kit.vmlinuz} {DOM0_ARGS},{kit.dom0_initrd}",
+                "-drive", f"file={kit.root_image},if=virtio,format=raw,snapshot=on,cache=unsafe",
+                "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
+                "-netdev", f"tap,id=n0,ifname={self.tap(index)},script=no,downscript=no",
+                "-device", f"virtio-net-pci,netdev=n0,mac={_mac(index)},host_mtu={HOST_MTU}",
+                "-serial", f"file:{directory / 'host.console'}"]
+        env = dict(os.environ, TMPDIR=str(directory))  # snapshot=on's overlay: in the lab
+        with open(directory / "qemu.log", "wb") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.journal.add_process(proc.pid, name, "Xen host (QEMU)")
+        return proc
+
+    def _wait_ssh(self, name: str, proc: subprocess.Popen[bytes], started: float) -> None:
+        console = self.directory / name / "host.console"
+        with self.progress.step(f"{name}: Xen and dom0 boot, SSH ready"):
+            while True:
+                if proc.poll() is not None:
+                    raise LabError(f"{name}: QEMU exited {proc.returncode}: "
+                                   f"{_tail(self.directory / name / 'qemu.log')}")
+                text = console.read_text(errors="replace") if console.exists() else ""
+                if "XENLAB-DOM0-READY" in text:
+                    result = self.runner(name).run(["true"], check=False, timeout=30)
+                    if result.rc == 0:
+                        break
+                if "Kernel panic" in text or "Panic on CPU" in text:
+                    raise LabError(f"{name} crashed while booting: {_tail(console)}")
+                if time.monotonic() - started > BOOT_TIMEOUT_S:
+                    raise LabError(f"{name} not reachable over SSH after {BOOT_TIMEOUT_S:.0f} "
+                                   f"s; console:\n{_tail(console)}")
+                time.sleep(0.5)
+        self.boot_seconds[name] = time.monotonic() - started
+
+    # -- storage: vblade here, the article's AoE and LVM steps in the dom0s --------------
+    def enter_storage(self) -> None:
+        assert self.journal is not None and self.storage is not None
+        inv = self.inventory
+        image = self.image_path
+        image.parent.mkdir(parents=True, exist_ok=True)
+        self.journal.add_image(str(image))
+        with open(image, "wb") as f:
+            f.truncate(inv.image_size)
+        storage = self.storage
+        argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.interface, str(image)]
+        proc = storage.runner.spawn(argv, log=str(storage.directory / "vblade.log"))
+        storage.record_process(proc.pid, "vblade")
+        time.sleep(0.1)
+        if proc.poll() is not None:
+            raise LabError(f"vblade on {storage.name} exited {proc.returncode}: "
+                           f"{_tail(storage.directory / 'vblade.log')}")
+        device = self.aoe_device
+        for spec in inv.resources:
+            with self.progress.step(f"{spec.name}: modprobe aoe, aoe-discover, {device}"):
+                self._ssh(spec.name, f"modprobe aoe && aoe-discover && "
+                          f"i=0; until [ -b {device} ] || [ $i -ge 100 ]; do sleep 0.1; "
+                          f"aoe-discover; i=$((i+1)); done; [ -b {device} ]")
+        first, *others = [h.name for h in inv.resources]
+        lvm = inv.lvm
+        with self.progress.step(f"{first}: pvcreate, vgcreate {lvm.vg}, lvcreate {lvm.lv}"):
+            self._ssh(first, f"pvcreate -q {device} && vgcreate -q {lvm.vg} {device} && "
+                      f"lvcreate -q -y -Wy -L {lvm.size}b -n {lvm.lv} {lvm.vg}")
+        for name in others:
+            with self.progress.step(f"{name}: vgscan, vgchange -a y {lvm.vg}"):
+                self._ssh(name, f"vgscan -q --mknodes && vgchange -q -a y {lvm.vg} && "
+                          f"[ -b {lvm.path} ]")
+
+    def _ssh(self, host: str, script: str, input: str | None = None,
+             timeout: float = 300.0) -> str:
+        try:
+            return self.runner(host).run(["sh", "-c", script], input=input,
+                                         timeout=timeout).stdout
+        except CommandError as exc:
+            raise LabError(f"{host}: {exc}") from None
+
+    @property
+    def aoe_device(self) -> str:
+        return f"/dev/etherd/{self.inventory.aoe.target}"
+
+    # -- guest image and configs -----------------------------------------------------------
+    def enter_guest_ready(self) -> None:
+        inv = self.inventory
+        first = inv.resources[0].name
+        with tempfile.TemporaryDirectory(prefix="xenlab-image-") as tmp:
+            root = Path(tmp) / "root"
+            ldd = self.local.run(["ldd", DROPBEAR]).stdout
+            ssh = GuestSsh(server=DROPBEAR, libraries=tuple(parse_ldd(ldd)),
+                           host_key=self.ssh_dir / "guest_host_key",
+                           authorized_key=(self.ssh_dir / "id_ed25519.pub").read_text())
+            stage_root(root, hostname=inv.guest.name, root_device=inv.domain.root,
+                       filesystem=inv.filesystem, ssh=ssh, hosts=self._hosts_file(),
+                       memcheck=ensure_memcheck(self.cache / "guest"))
+            tarball = Path(tmp) / "xenimage.tgz"  # the article's name for it
+            with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
+                tar.add(root, arcname=".")
+            data = tarball.read_bytes()
+        lv = inv.lvm.path
+        with self.progress.step(f"{first}: mkfs.{inv.filesystem} {lv}, xenimage.tgz unpacked, "
+                                "umount"):
+            import base64
+            self._ssh(first, f"mkfs.{inv.filesystem} -q -E lazy_itable_init=1,"
+                      f"lazy_journal_init=1 {lv} && mkdir -p /mnt/vm1 && mount {lv} /mnt/vm1 && "
+                      f"base64 -d | tar -xzf - -C /mnt/vm1 && sync && umount /mnt/vm1",
+                      input=base64.encodebytes(data).decode())
+        config = render_domain_config(inv.domain)
+        for spec in inv.resources:
+            self._ssh(spec.name, f"mkdir -p {shlex.quote(str(Path(inv.domain.config_path).parent))}"
+                      f" && cat > {shlex.quote(inv.domain.config_path)}", input=config)
+
+    def domain_config(self, host: str) -> DomainConfig:
+        text = self.host(host).file(self.inventory.domain.config_path).content_string
+        return parse_domain_config(text, f"{host}:{self.inventory.domain.config_path}")
+
+    # -- guest ---------------------------------------------------------------------------
+    def enter_vm_running(self) -> None:
+        assert self.hypervisor is not None
+        inv = self.inventory
+        first = inv.resources[0].name
+        for spec in inv.resources:  # fail early: a guest Xen here cannot live-migrate
+            blocker = live_migration_blocker(self.hypervisor.info(spec.name),
+                                             inv.domain.guest_type)
+            if blocker:
+                raise LabError(blocker)
+        with self.progress.step(f"{first}: xl create {inv.domain.config_path}"):
+            self.hypervisor.create(first, inv.domain.config_path)
+        self.guest_host = first
+        with self.progress.step(f"{inv.domain.name} answers ping and SSH"):
+            self.wait_guest()
+
+    def wait_guest(self, timeout: float = 120.0) -> float:
+        assert self.storage is not None
+        start = time.monotonic()
+        guest = self.inventory.guest
+        while True:
+            pinged = self.storage.runner.run(["ping", "-c1", "-W1", "-q", str(guest.address)],
+                                             check=False).rc == 0
+            if pinged and self.runner(guest.name).run(["true"], check=False,
+                                                       timeout=30).rc == 0:
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                console = self._ssh(self.inventory.resources[0].name,
+                                    f"timeout 2 xl console {guest.name} </dev/null || true")
+                raise LabError(f"{guest.name} does not answer ping and SSH after {timeout} s; "
+                               f"console:\n{console[-1500:]}")
+            time.sleep(0.5)
+
+    # -- what suites use ------------------------------------------------------------------
+    probe_python = "python3"  # the dom0s' (python3-minimal) and this machine's alike
+
+    @property
+    def probe_binary(self) -> str | None:
+        return str(ensure_native_probe(self.cache / "tools"))
+
+    def host(self, name: str) -> Host:
+        if self.storage is not None and name == self.storage.name:
+            from xenlab.hosts.access import embedded_host
+
+            return embedded_host(self.storage.anchor_pid, name)
+        if name not in self._hosts:
+            self.inventory.host(name)  # KeyError for an unknown name
+            self._hosts[name] = testinfra.get_host(
+                f"ssh://{name}", ssh_config=str(self.ssh_dir / "config"), controlpersist=0,
+                timeout=30)
+        return self._hosts[name]
+
+    def runner(self, name: str) -> Runner:
+        if self.storage is not None and name == self.storage.name:
+            return self.storage.runner
+        spec = self.inventory.host(name)
+        return ssh_runner(name, str(spec.address), ssh_config=str(self.ssh_dir / "config"))
+
+    def lvm_views(self) -> list[LvmReports]:
+        views = []
+        for spec in self.inventory.resources:
+            texts = [self._ssh(spec.name, shlex.join(args)) for args in
+                     (PVS_ARGS, VGS_ARGS, LVS_ARGS)]
+            views.append(LvmReports(spec.name, *texts))
+        return views
+
+    def guest_disk(self) -> BlockBacking:
+        raise LabError("the embedded Xen lab's guest disk is checked by device, as on a real lab")
+
+    @contextlib.contextmanager
+    def relocation_listener(self, destination: str) -> Iterator[None]:
+        """xl migrates over SSH: sshd listens already."""
+        yield
+
+    def guest_location(self) -> str | None:
+        assert self.hypervisor is not None
+        running = self.hypervisor.running_on(self.inventory.domain.name)
+        return running[0] if len(running) == 1 else None
+
+    def migrate(self, destination: str) -> MigrationResult:
+        assert self.hypervisor is not None
+        source = self.guest_location()
+        if source is None or destination == source:
+            raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
+                           f"to {destination}")
+        result = self.hypervisor.migrate(self.inventory.domain.name, source, destination,
+                                         timeout=self.inventory.limits.migration_timeout_s)
+        if result.completed:
+            self.guest_host = destination
+        return result
+
+    def observer_runner(self) -> Runner:
+        return self.runner(self.inventory.observer)
+
+
+def _tail(path: Path, size: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError:
+        return "(no log)"
