@@ -66,8 +66,10 @@ def parse_domain_config(text: str, source: str = "domain config") -> DomainConfi
     return DomainConfig(values)
 
 
-def render_domain_config(spec: DomainSpec, extra: dict[str, str] | None = None) -> str:
-    """The article's file layout, filled in from the inventory."""
+def render_domain_config(spec: DomainSpec, extra: dict[str, str] | None = None,
+                         toolstack: str = "xm") -> str:
+    """The article's file layout, filled in from the inventory. xl's parser takes values
+    only, so its file leaves out the article's `hostname = name` (xend's Python)."""
     vifs = ", ".join(repr(f"mac={v.mac}, bridge={v.bridge}") for v in spec.vifs)
     disks = ", ".join(repr(d) for d in spec.disks)
     lines = [
@@ -87,7 +89,7 @@ def render_domain_config(spec: DomainSpec, extra: dict[str, str] | None = None) 
         f'extra = "{spec.extra}"',
         "# network interface:",
         f"vif = [ {vifs} ]",
-        "hostname = name",
+        *(["hostname = name"] if toolstack != "xl" else []),
         "# storage devices:",
         f"disk = [ {disks} ]",
     ]

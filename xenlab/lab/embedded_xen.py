@@ -364,7 +364,7 @@ class EmbeddedXenLab(Strategy):
                       f"lazy_journal_init=1 {lv} && mkdir -p /mnt/vm1 && mount {lv} /mnt/vm1 && "
                       f"base64 -d | tar -xzf - -C /mnt/vm1 && sync && umount /mnt/vm1",
                       input=base64.encodebytes(data).decode())
-        config = render_domain_config(inv.domain)
+        config = render_domain_config(inv.domain, toolstack="xl")
         for spec in inv.resources:
             self._ssh(spec.name, f"mkdir -p {shlex.quote(str(Path(inv.domain.config_path).parent))}"
                       f" && cat > {shlex.quote(inv.domain.config_path)}", input=config)

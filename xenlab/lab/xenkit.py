@@ -93,8 +93,8 @@ log "XENLAB-DOM0-READY host=$XENLAB_HOST"
 exec /bin/busybox init
 """
 
-INITTAB = """# busybox init, after /sbin/xinit: reaps orphans, a shell on the console
-::respawn:/usr/bin/setsid -c /bin/sh -l </dev/hvc0 >/dev/hvc0 2>&1
+INITTAB = """# busybox init, after /sbin/xinit: only reaps orphans (no console getty: a respawning
+# shell on hvc0 costs dom0 its CPU under TCG; the lab reaches dom0 over SSH)
 ::shutdown:/bin/sync
 """
 
@@ -196,14 +196,26 @@ def ensure_xen_kit(cache: Path, progress: Progress, runner: Runner | None = None
     with tempfile.TemporaryDirectory(prefix="xenlab-xenkit-", dir=cache) as tmp:
         work = Path(tmp)
         rootfs = work / "rootfs"
-        with progress.step("Xen kit: debootstrap of the dom0 root filesystem (minutes, once)",
-                           announce=True):
-            try:
-                runner.run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
-                            "--include=" + ",".join(XEN_PACKAGES), "bookworm", str(rootfs),
-                            mirror], timeout=1800)
-            except CommandError as exc:
-                raise LabError(f"debootstrap of the dom0 root failed: {exc}") from None
+        # debootstrap's result is kept (by package list) apart from the recipe's other steps
+        base = cache / f"rootfs-{hashlib.sha256(','.join(XEN_PACKAGES).encode()).hexdigest()[:12]}.tar"
+        if not base.exists():
+            with progress.step("Xen kit: debootstrap of the dom0 root filesystem (minutes, "
+                               "once)", announce=True):
+                try:
+                    runner.run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
+                                "--include=" + ",".join(XEN_PACKAGES), "bookworm", str(rootfs),
+                                mirror], timeout=1800)
+                except CommandError as exc:
+                    raise LabError(f"debootstrap of the dom0 root failed: {exc}") from None
+                for old in cache.glob("rootfs-*.tar"):
+                    old.unlink()
+                runner.run(["tar", "-C", str(rootfs), "-cf", str(base.with_suffix(".tmp")), "."],
+                           timeout=600)
+                os.replace(base.with_suffix(".tmp"), base)
+        else:
+            with progress.step("Xen kit: dom0 root filesystem from the debootstrap cache"):
+                rootfs.mkdir()
+                runner.run(["tar", "-C", str(rootfs), "-xf", str(base)], timeout=600)
         with progress.step("Xen kit: dom0 kernel"):
             tree = unpack_kernel(KERNEL_META, work, runner)
         with progress.step("Xen kit: dom0 and guest initramfs"):
