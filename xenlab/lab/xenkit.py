@@ -65,7 +65,10 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm; mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
-ln -sf /proc/self/fd /dev/fd
+# udev would make these; Xen's hotplug locking (locking.sh) stats /dev/stdin and spins
+# forever without it
+ln -sf /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
 mkdir -p /run/lock /run/sshd /run/xen /run/xenstored /run/lvm /var/log/xen /var/lib/xen /seed
 mount -o ro /dev/vdb /seed || log "XENLAB-SEED-MISSING"
 . /seed/host.env
