@@ -133,5 +133,5 @@ def test_guest_type_can_live_migrate(resource_name: str, host_of: Callable[[str]
     _, config = read_config(host, resource_name, inventory)
     guest_type = config.get_str("type") or ("hvm" if config.get_str("builder") == "hvm" else "pv")
     info = parse_xl_info(host.check_output(f"{inventory.toolstack.value} info"))
-    blocker = live_migration_blocker(info, guest_type)
+    blocker = live_migration_blocker(info, guest_type, hap=config.get_str("hap") not in ("0", "False"))
     assert blocker is None, blocker

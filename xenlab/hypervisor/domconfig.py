@@ -93,6 +93,8 @@ def render_domain_config(spec: DomainSpec, extra: dict[str, str] | None = None,
         "# storage devices:",
         f"disk = [ {disks} ]",
     ]
+    for key, option in spec.options:
+        lines.append(f"{key} = {option!r}" if isinstance(option, str) else f"{key} = {option}")
     for key, value in (extra or {}).items():
         lines.append(f"{key} = {value!r}")
     return "\n".join(lines) + "\n"

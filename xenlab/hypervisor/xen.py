@@ -73,13 +73,14 @@ def parse_xl_info(text: str) -> dict[str, str]:
     return info
 
 
-def live_migration_blocker(info: Mapping[str, str], guest_type: str) -> str | None:
+def live_migration_blocker(info: Mapping[str, str], guest_type: str,
+                           hap: bool = True) -> str | None:
     """Why a guest of `guest_type` cannot be live-migrated on this hypervisor, or None.
 
     Live migration tracks dirty pages: PV guests need shadow paging for it ("log-dirty"),
-    PVH and HVM guests need hardware paging (HAP) or shadow. Debian's Xen 4.17 is built
-    without shadow paging, so its PV guests cannot be live-migrated (xl: "Failed to enable
-    logdirty"), while PVH guests can.
+    PVH and HVM guests need hardware paging (HAP) or shadow; with `hap = 0` in their
+    config, shadow. A Xen built without shadow paging cannot live-migrate PV guests (xl:
+    "Failed to enable logdirty").
     """
     caps = set(info.get("virt_caps", "").split())
     host = info.get("host", "this host")
@@ -93,9 +94,10 @@ def live_migration_blocker(info: Mapping[str, str], guest_type: str) -> str | No
     if "hvm" not in caps:
         return (f"{host}: the guest is {kind.upper()} but Xen here has no HVM support "
                 f"(virt_caps: {info.get('virt_caps', '?')}, xen_caps: {info.get('xen_caps', '?')})")
-    if not caps & {"hap", "shadow"}:
-        return (f"{host}: the guest is {kind.upper()} and Xen here has neither HAP nor shadow "
-                f"paging (virt_caps: {info.get('virt_caps', '?')}): it cannot track dirty pages")
+    if not caps & ({"hap", "shadow"} if hap else {"shadow"}):
+        wanted = "neither HAP nor shadow paging" if hap else "no shadow paging (hap = 0)"
+        return (f"{host}: the guest is {kind.upper()} and Xen here has {wanted} "
+                f"(virt_caps: {info.get('virt_caps', '?')}): it cannot track dirty pages")
     return None
 
 

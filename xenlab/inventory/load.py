@@ -284,9 +284,27 @@ def _domain(dr: _Reader, host_name: str) -> DomainSpec:
         extra=str(dr.get("extra", (str, int), "")),  # type: ignore[arg-type]
         vifs=tuple(vifs), disks=tuple(disks),
         guest_type=_choice(dr, "type", ("pv", "pvh", "hvm")),
+        options=_options(dr, "options"),
     )
     dr.done()
     return spec
+
+
+_OPTION = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _options(r: _Reader, name: str) -> tuple[tuple[str, int | str], ...]:
+    """Further domain config keys (`options: {hap: 0}`), written into the config as given."""
+    value = r.get(name, dict, {}, what="a mapping of config keys to numbers or strings")
+    out: list[tuple[str, int | str]] = []
+    for key, item in value.items():
+        if not isinstance(key, str) or not _OPTION.match(key):
+            raise r.fail(f"{name}.{key}", "a config key of lower-case letters, digits and '_'",
+                         key)
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise r.fail(f"{name}.{key}", "a number or a string", item)
+        out.append((key, item))
+    return tuple(out)
 
 
 def _choice(r: _Reader, name: str, choices: tuple[str, ...]) -> str:

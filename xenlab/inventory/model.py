@@ -94,6 +94,7 @@ class DomainSpec:
     vifs: tuple[Vif, ...]
     disks: tuple[str, ...]
     guest_type: str = ""  # xl's `type`: pv, pvh or hvm ("" : the toolstack's default, pv)
+    options: tuple[tuple[str, int | str], ...] = ()  # further config keys, e.g. (("hap", 0),)
 
 
 @dataclass(frozen=True)

@@ -380,7 +380,8 @@ class EmbeddedXenLab(Strategy):
         first = inv.resources[0].name
         for spec in inv.resources:  # fail early: a guest Xen here cannot live-migrate
             blocker = live_migration_blocker(self.hypervisor.info(spec.name),
-                                             inv.domain.guest_type)
+                                             inv.domain.guest_type,
+                                             hap=dict(inv.domain.options).get("hap", 1) != 0)
             if blocker:
                 raise LabError(blocker)
         with self.progress.step(f"{first}: xl create {inv.domain.config_path}"):
