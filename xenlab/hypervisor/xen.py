@@ -134,11 +134,12 @@ def parse_xl_list_long(text: str) -> list[LongDomain]:
     return out
 
 
-# `xl -v migrate` progress, in the order it happens; the time between suspend and the
-# target's start is the hypervisor side of the downtime, as seen from the controller
+# `xl -vvv migrate` progress, in the order it happens; the time between the guest's suspend
+# and the target's start is the hypervisor side of the downtime, as seen from the controller
 MIGRATE_EVENTS = {
     "ready": "migration target: Ready to receive domain",
-    "suspended": "Domain has suspended",
+    "suspend_requested": "issuing PVH/HVM suspend request",
+    "suspended": "guest has suspended",
     "transferred": "migration target: Transfer complete",
     "acknowledged": "migration sender: Target has acknowledged transfer",
     "started": "migration target: Domain started successsfully",  # xl's own spelling
@@ -166,7 +167,7 @@ class XlMigration:
 
 
 def parse_xl_migrate(stamped: Sequence[tuple[float, str]]) -> XlMigration:
-    """(seconds since the command started, line) pairs of `xl -v migrate` -> events."""
+    """(seconds since the command started, line) pairs of `xl -vvv migrate` -> events."""
     events: dict[str, float] = {}
     errors = []
     for at, line in stamped:
@@ -174,7 +175,8 @@ def parse_xl_migrate(stamped: Sequence[tuple[float, str]]) -> XlMigration:
             if needle in line and name not in events:
                 events[name] = at
         lowered = line.lower()
-        if ("error" in lowered or "failed" in lowered) and "xc: detail" not in lowered:
+        if ("error" in lowered or "failed" in lowered) and "debug:" not in lowered \
+                and "xc: detail" not in lowered:
             errors.append(line.strip())
     return XlMigration(events, "successful" in events, "; ".join(errors[-3:]),
                        tuple(line for _, line in stamped))
@@ -251,7 +253,7 @@ class XenCliDriver:
 
     def _migrate_streamed(self, domain: str, source: str, destination: str,
                           timeout: float) -> MigrationResult:
-        argv = ["timeout", str(int(timeout)), "xl", "-v", "migrate", domain, destination]
+        argv = ["timeout", str(int(timeout)), "xl", "-vvv", "migrate", domain, destination]
         started = self.clock()
         t0 = time.monotonic()
         proc = self.runners[source].stream(argv)
@@ -262,7 +264,8 @@ class XenCliDriver:
         parsed = parse_xl_migrate(stamped)
         status = ("completed" if rc == 0 and parsed.succeeded
                   else "timeout" if rc == 124 else "failed")
-        tail = [line for _, line in stamped if "xc: detail" not in line][-40:]
+        tail = [line for _, line in stamped if "debug:" not in line
+                and "xc: detail" not in line][-40:]
         return MigrationResult(
             domain=domain, source=source, destination=destination, status=status,
             started_at=started, ended_at=ended, total_time_ms=(ended - started) * 1000.0,
