@@ -13,11 +13,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import pytest
 
 from xenlab.errors import InventoryError
 from xenlab.inventory import Inventory, LabKind, load_inventory
+from xenlab.inventory.model import RunDefaults
 
 DEFAULT_INVENTORY = "inventories/embedded.yml"
 
@@ -45,6 +47,16 @@ class LabOptions:
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
 INVENTORY_KEY = pytest.StashKey["Inventory | None"]()
+
+
+def _env_number(name: str, kind: type[int] | type[float]) -> int | float | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise pytest.UsageError(f"{name}={value!r}: expected a number") from None
 
 
 def _env_flag(name: str) -> bool:
@@ -79,20 +91,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "env XENLAB_SECURITY")
     group.addoption(
         "--lab-interval", type=float, metavar="MS",
-        default=float(os.environ.get("XENLAB_INTERVAL_MS", "1")),
-        help="the meter's probe interval in ms (default 1); env XENLAB_INTERVAL_MS")
+        default=_env_number("XENLAB_INTERVAL_MS", float),
+        help="the meter's probe interval in ms (default: the inventory's run.interval_ms, "
+             "else 1); env XENLAB_INTERVAL_MS")
     group.addoption(
         "--lab-roundtrips", type=int, metavar="N",
-        default=int(os.environ.get("XENLAB_ROUNDTRIPS", "3")),
-        help="ping-pong round trips per scenario (default 3); env XENLAB_ROUNDTRIPS")
+        default=_env_number("XENLAB_ROUNDTRIPS", int),
+        help="ping-pong round trips per scenario (default: the inventory's run.roundtrips, "
+             "else 3); env XENLAB_ROUNDTRIPS")
     group.addoption(
         "--lab-pattern", choices=("ring", "matrix"),
         default=os.environ.get("XENLAB_PATTERN", "ring"),
         help="with more than two resource hosts: a ring, or every ordered pair (matrix)")
     group.addoption(
         "--lab-scenarios", metavar="LIST",
-        default=os.environ.get("XENLAB_SCENARIOS", "idle,memory-dirty"),
-        help="migration scenarios, comma-separated: idle, memory-dirty; env XENLAB_SCENARIOS")
+        default=os.environ.get("XENLAB_SCENARIOS"),
+        help="migration scenarios, comma-separated: idle, memory-dirty (default: the "
+             "inventory's run.scenarios, else both); env XENLAB_SCENARIOS")
     group.addoption(
         "--lab-prober", choices=("xenlab", "ping"),
         default=os.environ.get("XENLAB_PROBER", "xenlab"),
@@ -111,9 +126,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "env XENLAB_MEMORY_AUDIT=1")
     group.addoption(
         "--lab-tcp-interval", type=float, metavar="MS",
-        default=float(os.environ.get("XENLAB_TCP_INTERVAL_MS", "10")),
-        help="how often the TCP connection held across migrations sends a line (default 10 "
-             "ms); env XENLAB_TCP_INTERVAL_MS")
+        default=_env_number("XENLAB_TCP_INTERVAL_MS", float),
+        help="how often the TCP connection held across migrations sends a line (default: "
+             "the inventory's run.tcp_interval_ms, else 10 ms); env XENLAB_TCP_INTERVAL_MS")
     group.addoption(
         "--lab-report", metavar="FILE",
         default=os.environ.get("XENLAB_REPORT", "reports/report.html"),
@@ -128,29 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "destructive: changes the lab (provisioning, migration); "
         "deselect with -m 'not destructive' to certify a lab read-only")
-    options = LabOptions(
-        inventory_path=config.getoption("lab_inventory"),
-        keep=bool(config.getoption("lab_keep")),
-        qemu=config.getoption("lab_qemu"),
-        lab_root=config.getoption("lab_root"),
-        cache=config.getoption("lab_cache"),
-        faults=tuple(config.getoption("lab_fault") or ()),
-        security=config.getoption("lab_security"),
-        interval_ms=config.getoption("lab_interval"),
-        roundtrips=config.getoption("lab_roundtrips"),
-        pattern=config.getoption("lab_pattern"),
-        scenarios=tuple(s.strip() for s in config.getoption("lab_scenarios").split(",")
-                        if s.strip()),
-        prober=config.getoption("lab_prober"),
-        baseline=config.getoption("lab_baseline"),
-        results=config.getoption("lab_results"),
-        memory_audit=bool(config.getoption("lab_memory_audit")),
-        tcp_interval_ms=config.getoption("lab_tcp_interval"),
-        report=config.getoption("lab_report"),
-    )
-    _check_options(options)
-    config.stash[OPTIONS_KEY] = options
-    path = options.inventory_path
+    path = config.getoption("lab_inventory")
     if path is None and (Path(config.rootpath) / DEFAULT_INVENTORY).exists():
         path = str(Path(config.rootpath) / DEFAULT_INVENTORY)
     inventory = None
@@ -159,6 +152,31 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory = load_inventory(path)
         except InventoryError as exc:
             raise pytest.UsageError(f"bad lab inventory: {exc}") from None
+    # what the command line (or env) does not say, the inventory's `run:` defaults say
+    run = inventory.run if inventory is not None else RunDefaults()
+    scenarios = config.getoption("lab_scenarios")
+    options = LabOptions(
+        inventory_path=config.getoption("lab_inventory"),
+        keep=bool(config.getoption("lab_keep")),
+        qemu=config.getoption("lab_qemu"),
+        lab_root=config.getoption("lab_root"),
+        cache=config.getoption("lab_cache"),
+        faults=tuple(config.getoption("lab_fault") or ()),
+        security=config.getoption("lab_security"),
+        interval_ms=_given(config.getoption("lab_interval"), run.interval_ms),
+        roundtrips=_given(config.getoption("lab_roundtrips"), run.roundtrips),
+        pattern=config.getoption("lab_pattern"),
+        scenarios=(tuple(s.strip() for s in scenarios.split(",") if s.strip())
+                   if scenarios is not None else run.scenarios),
+        prober=config.getoption("lab_prober"),
+        baseline=config.getoption("lab_baseline"),
+        results=config.getoption("lab_results"),
+        memory_audit=bool(config.getoption("lab_memory_audit")),
+        tcp_interval_ms=_given(config.getoption("lab_tcp_interval"), run.tcp_interval_ms),
+        report=config.getoption("lab_report"),
+    )
+    _check_options(options)
+    config.stash[OPTIONS_KEY] = options
     config.stash[INVENTORY_KEY] = inventory
     if options.faults:
         from xenlab.lab.embedded import FAULTS
@@ -174,6 +192,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 SCENARIOS = ("idle", "memory-dirty")
+
+T = TypeVar("T")
+
+
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def _check_options(options: LabOptions) -> None:

@@ -25,6 +25,7 @@ from xenlab.inventory.model import (
     LoadSpec,
     LvmSpec,
     Role,
+    RunDefaults,
     Toolstack,
     Vif,
 )
@@ -176,6 +177,18 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         rate_mib_s=_number(load_r, "rate_mib_s", LoadSpec.rate_mib_s),
     )
     load_r.done()
+    run_r = lab.sub("run", required=False)
+    scenarios = run_r.get("scenarios", list, list(RunDefaults.scenarios),
+                          what="a list of scenarios: idle, memory-dirty")
+    if not scenarios or any(s not in ("idle", "memory-dirty") for s in scenarios):
+        raise run_r.fail("scenarios", "a non-empty list of: idle, memory-dirty", scenarios)
+    run = RunDefaults(
+        interval_ms=_number(run_r, "interval_ms", RunDefaults.interval_ms),
+        roundtrips=_int(run_r, "roundtrips", 1, 1000, RunDefaults.roundtrips),
+        scenarios=tuple(scenarios),
+        tcp_interval_ms=_number(run_r, "tcp_interval_ms", RunDefaults.tcp_interval_ms),
+    )
+    run_r.done()
     lab.done()
 
     hosts: list[HostSpec] = []
@@ -233,7 +246,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         path=path, lab=lab_name, kind=kind, toolstack=toolstack, distribution=distribution,
         network=network, bridge=bridge, relocation_port=port, filesystem=filesystem,
         observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits, load=load,
-        hosts=tuple(hosts), domain=domain,
+        hosts=tuple(hosts), domain=domain, run=run,
     )
 
 

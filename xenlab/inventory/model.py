@@ -113,6 +113,17 @@ class LoadSpec:
 
 
 @dataclass(frozen=True)
+class RunDefaults:
+    """How this lab is certified unless the command line says otherwise (`run:`): a slow
+    lab (nested Xen under TCG) probes less often and migrates fewer times."""
+
+    interval_ms: float = 1.0
+    roundtrips: int = 3
+    scenarios: tuple[str, ...] = ("idle", "memory-dirty")
+    tcp_interval_ms: float = 10.0
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: str
     lab: str
@@ -131,6 +142,7 @@ class Inventory:
     load: LoadSpec
     hosts: tuple[HostSpec, ...]
     domain: DomainSpec
+    run: RunDefaults = RunDefaults()
     extra_vars: dict[str, object] = field(default_factory=dict, compare=False)
 
     def host(self, name: str) -> HostSpec:

@@ -73,7 +73,7 @@ mkdir -p /run/lock /run/sshd /run/xen /run/xenstored /run/lvm /var/log/xen /var/
 mount -o ro /dev/vdb /seed || log "XENLAB-SEED-MISSING"
 . /seed/host.env
 cp -a /seed/files/. /
-hostname "$XENLAB_HOST"
+echo "$XENLAB_HOST" > /proc/sys/kernel/hostname  # hostname(1) refuses the article's '_'
 log "modules"
 modprobe -a xen-evtchn xen-privcmd xenfs xen-gntdev xen-gntalloc xen-blkback xen-netback \
   virtio_net bridge dm-mod

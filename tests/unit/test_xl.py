@@ -1,0 +1,107 @@
+"""xl's outputs, captured from the embedded Xen lab (Debian 12, Xen 4.17.5, PVH vm1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xenlab.errors import ParseError
+from xenlab.hypervisor.base import DomainState
+from xenlab.hypervisor.xen import (
+    listed_state,
+    live_migration_blocker,
+    parse_xl_info,
+    parse_xl_list,
+    parse_xl_list_long,
+    parse_xl_migrate,
+)
+
+DATA = Path(__file__).parents[1] / "data" / "xen" / "embedded-xen"
+
+
+def test_xl_info_of_a_nested_xen() -> None:
+    info = parse_xl_info((DATA / "xl-info.txt").read_text())
+    assert info["host"] == "xen_resource_1"
+    assert info["xen_version"] == "4.17.5"
+    assert set(info["virt_caps"].split()) >= {"pv", "hvm", "hap", "shadow"}
+    assert "hvm-3.0-x86_64" in info["xen_caps"].split()
+    assert int(info["free_memory"]) > 0
+
+
+def test_xl_info_without_its_identity_is_refused() -> None:
+    with pytest.raises(ParseError, match="xen_version"):
+        parse_xl_info("host : a\nxen_caps : x\n")
+
+
+def test_xl_list_with_the_guest_and_without() -> None:
+    rows = parse_xl_list((DATA / "xl-list.txt").read_text())
+    assert [(d.name, d.domid) for d in rows] == [("Domain-0", 0), ("vm1", 1)]
+    assert listed_state(rows[1]) is DomainState.RUNNING
+    alone = parse_xl_list((DATA / "xl-list-dom0-only.txt").read_text())
+    assert [d.name for d in alone] == ["Domain-0"]
+
+
+def test_xl_list_long_gives_types_and_disks() -> None:
+    domains = parse_xl_list_long((DATA / "xl-list-l.json").read_text())
+    by_name = {d.name: d for d in domains}
+    assert by_name["Domain-0"].guest_type == "pv"
+    vm1 = by_name["vm1"]
+    assert (vm1.guest_type, vm1.domid) == ("pvh", 1)
+    assert vm1.disks == ("/dev/vg_xen/lv_vm1",)
+    assert vm1.memory_kb == 128 * 1024
+
+
+@pytest.mark.parametrize("text", ["not json", "{}", '[{"domid": 1}]', "[1]"])
+def test_xl_list_long_refuses_what_it_cannot_read(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse_xl_list_long(text)
+
+
+def _stamped(name: str) -> list[tuple[float, str]]:
+    path = DATA / name
+    if path.suffix == ".json":
+        return [(t, line) for t, line in json.loads(path.read_text())]
+    pairs = []
+    for line in path.read_text().splitlines():
+        stamp, _, text = line.partition(" ")
+        pairs.append((float(stamp), text))
+    t0 = pairs[0][0]
+    return [(t - t0, text) for t, text in pairs]
+
+
+def test_xl_vvv_migrate_events_and_downtime() -> None:
+    parsed = parse_xl_migrate(_stamped("xl-vvv-migrate-timestamped.txt"))
+    assert parsed.succeeded and parsed.error == ""
+    order = ["suspend_requested", "suspended", "started", "successful"]
+    assert [parsed.events_s[e] for e in order] == sorted(parsed.events_s[e] for e in order)
+    assert parsed.downtime_ms is not None and 0 < parsed.downtime_ms < 60_000
+
+
+def test_xl_v_migrate_has_no_suspend_line_so_no_downtime() -> None:
+    parsed = parse_xl_migrate(_stamped("xl-v-migrate.json"))
+    assert parsed.succeeded
+    assert parsed.downtime_ms is None  # -v does not print the suspend: never guessed
+    assert parsed.events_s["acknowledged"] < parsed.events_s["successful"]
+
+
+def test_a_failed_migration_keeps_its_error() -> None:
+    lines = [(0.0, "migration target: Ready to receive domain."),
+             (1.0, "libxl: error: libxl_dom_save.c:123: Failed to enable logdirty"),
+             (1.1, "migration sender: libxl_domain_suspend failed (rc=-3)")]
+    parsed = parse_xl_migrate(lines)
+    assert not parsed.succeeded
+    assert "Failed to enable logdirty" in parsed.error
+
+
+def test_preflight_blocks_pv_without_shadow_and_pvh_shadow_without_it() -> None:
+    info = parse_xl_info((DATA / "xl-info.txt").read_text())
+    assert live_migration_blocker(info, "pvh", hap=False) is None
+    assert live_migration_blocker(info, "pv") is None  # this Xen has shadow paging
+    no_shadow = dict(info, virt_caps="pv hvm hap gnttab-v1 gnttab-v2")
+    blocker = live_migration_blocker(no_shadow, "pv")
+    assert blocker and "PV" in blocker and "xen_resource_1" in blocker
+    assert live_migration_blocker(no_shadow, "pvh") is None  # HAP does it
+    assert "hap = 0" in (live_migration_blocker(no_shadow, "pvh", hap=False) or "")
+    assert "no HVM" in (live_migration_blocker(dict(info, virt_caps="pv"), "hvm") or "")
