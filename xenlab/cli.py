@@ -2,7 +2,8 @@
 
     xenlab lab list                 labs with files on this machine, and whether their run lives
     xenlab lab down [--lab NAME]    tear down a kept (or abandoned) embedded lab
-    xenlab lab kit                  fetch the embedded guest's kernel, build its initramfs
+    xenlab lab kit [--xen]          fetch the embedded guest's kernel, build its initramfs
+                                    (--xen: and the embedded Xen lab's hosts)
     xenlab aoe-check CAPTURE.pcap   AoE problems in a capture (exit 1 when there are any)
     xenlab compare OLD.json NEW.json   downtime and loss against a baseline (exit 1: regression)
     xenlab probe TARGET [--interval 1ms] [--duration 30s] [--from HOST]   measure an outage
@@ -38,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lab = sub.add_parser("lab", help="embedded lab housekeeping")
     lab_sub = lab.add_subparsers(dest="action", required=True)
     kit = lab_sub.add_parser("kit", help="fetch and build the embedded guest's kernel and initramfs")
+    kit.add_argument("--xen", action="store_true",
+                     help="also build the embedded Xen lab's host kit (debootstrap, minutes)")
     kit.add_argument("--cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
                      help="cache directory (env XENLAB_CACHE)")
     lab_sub.add_parser("faults", help="faults the embedded lab can be built with (--lab-fault)")
@@ -103,6 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             made = ensure_guest_kit(Path(args.cache) / "guest")
             print(f"guest kernel {made.version}: {made.kernel}, initramfs {made.initramfs}")
             print(f"guest memory checker: {ensure_memcheck(Path(args.cache) / 'guest')}")
+            if args.xen:
+                from xenlab.lab.xenkit import ensure_xen_kit
+                from xenlab.progress import Progress
+
+                xen = ensure_xen_kit(Path(args.cache) / "xen", Progress())
+                print(f"Xen host kit (Xen 4.17, dom0 {xen.kernel_version}): {xen.directory}")
             return 0
         if args.action == "faults":
             from xenlab.lab.embedded import FAULTS

@@ -175,6 +175,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     load = LoadSpec(
         size_mib=_size(load_r, "size", LoadSpec.size_mib << 20) >> 20,
         rate_mib_s=_number(load_r, "rate_mib_s", LoadSpec.rate_mib_s),
+        idle_rate_mib_s=_number(load_r, "idle_rate_mib_s", LoadSpec.idle_rate_mib_s),
     )
     load_r.done()
     run_r = lab.sub("run", required=False)

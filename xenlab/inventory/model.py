@@ -106,10 +106,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """The guest's memory-dirtying load of the `memory-dirty` scenario."""
+    """The guest's memory-dirtying load of the `memory-dirty` scenario, and the memory
+    checker's own slow sweep in the `idle` one."""
 
     size_mib: int = 64
     rate_mib_s: float = 100.0
+    idle_rate_mib_s: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -311,7 +311,7 @@ class EmbeddedXenLab(Strategy):
         if proc.poll() is not None:
             raise LabError(f"vblade on {storage.name} exited {proc.returncode}: "
                            f"{_tail(storage.directory / 'vblade.log')}")
-        device = self.aoe_device
+        device = self.etherd_device
         for spec in inv.resources:
             with self.progress.step(f"{spec.name}: modprobe aoe, aoe-discover, {device}"):
                 self._ssh(spec.name, f"modprobe aoe && aoe-discover && "
@@ -337,6 +337,12 @@ class EmbeddedXenLab(Strategy):
 
     @property
     def aoe_device(self) -> str:
+        """What the storage host exports (the sparse image), as on a real lab the partition."""
+        return str(self.image_path)
+
+    @property
+    def etherd_device(self) -> str:
+        """The export as the dom0s' aoe driver shows it."""
         return f"/dev/etherd/{self.inventory.aoe.target}"
 
     # -- guest image and configs -----------------------------------------------------------

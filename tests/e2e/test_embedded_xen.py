@@ -1,0 +1,51 @@
+"""The embedded Xen lab end to end: two Xen 4.17 hosts under QEMU, the real aoe initiator and
+LVM in their dom0s, vm1 (PVH) live-migrated there and back with `xl migrate` over SSH, the
+whole certification run by the suites, then nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from labrun import REPO, leftovers, suites
+
+
+@pytest.fixture
+def xen_lab_files(tmp_path: Path) -> tuple[Path, Path, str]:
+    if os.geteuid() != 0:
+        pytest.skip("the embedded Xen lab needs root")
+    name = f"x{os.getpid() % 10000}"
+    text = (REPO / "inventories/embedded-xen.yml").read_text().replace(
+        "lab: embedded-xen", f"lab: {name}")
+    inventory = tmp_path / "lab.yml"
+    inventory.write_text(text)
+    return inventory, tmp_path / "labs", name
+
+
+def test_certification_of_the_embedded_xen_lab(xen_lab_files: tuple[Path, Path, str],
+                                               tmp_path: Path) -> None:
+    inventory, root, name = xen_lab_files
+    results_file = tmp_path / "results.json"
+    done = subprocess.run(suites(inventory, root, "--lab-results", str(results_file),
+                                 "--lab-report", str(tmp_path / "report.html")),
+                          cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-4000:]
+    # the article's steps really ran in the dom0s
+    for step in ("modprobe aoe, aoe-discover, /dev/etherd/e0.0", "vgchange -a y vg_xen",
+                 "xl create /etc/xen/vm1.cfg"):
+        assert step in done.stdout + done.stderr, step
+    results = json.loads(results_file.read_text())
+    migrations = results["migrations"]
+    assert [(m["source"], m["destination"], m["status"]) for m in migrations] == [
+        ("xen_resource_1", "xen_resource_2", "completed"),
+        ("xen_resource_2", "xen_resource_1", "completed")]
+    for m in migrations:
+        assert m["hypervisor"]["toolstack"] == "xl"
+        assert m["hypervisor"]["downtime_ms"] and m["hypervisor"]["downtime_ms"] > 0
+        assert m["network"]["received"] > 0 and m["network"]["downtime_ms"] > 0
+        assert not m["problems"], m["problems"]
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+    assert leftovers(name, root) == []
