@@ -23,6 +23,7 @@ test: setup lint
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_lab.py
 	$(VENV)/bin/python benchmarks/bench_meter.py
+	$(VENV)/bin/python benchmarks/bench_xen.py
 
 clean-lab:
 	$(VENV)/bin/xenlab lab down

@@ -23,7 +23,8 @@ from pathlib import Path
 from xenlab.aoe.check import analyze, read_capture
 from xenlab.errors import XenlabError
 from xenlab.hosts.runner import Runner, host_prefix, ssh_runner
-from xenlab.inventory import LabKind, load_inventory
+from xenlab.inventory import load_inventory
+from xenlab.inventory.model import Connection
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
 from xenlab.measure.ping import figures
@@ -143,7 +144,19 @@ def _probe(args: argparse.Namespace) -> int:
     runner, python, remote = Runner(), sys.executable, False
     if args.origin:
         inventory = load_inventory(args.inventory)
-        if inventory.kind is LabKind.EMBEDDED:
+        spec = inventory.host(args.origin) if args.origin in {
+            h.name for h in inventory.hosts} else None
+        if spec is None:
+            raise XenlabError(f"--from {args.origin}: no such host in {args.inventory}")
+        if inventory.kind.built_here and spec.connection is Connection.SSH:
+            # a dom0 of the embedded Xen lab: over SSH with the lab's own keys
+            config = Path(args.root) / inventory.lab / "ssh" / "config"
+            if not config.exists():
+                raise XenlabError(f"no running embedded lab '{inventory.lab}' (keep one up "
+                                  "with --lab-keep)")
+            runner = ssh_runner(spec.name, str(spec.address), ssh_config=str(config))
+            python, remote = "python3", True
+        elif inventory.kind.built_here:
             journal = jr.Journal.read(Path(args.root) / inventory.lab)
             anchors = [p for p in (journal.processes if journal else [])
                        if p.host == args.origin and p.what == "host namespaces" and p.alive()]
@@ -152,7 +165,6 @@ def _probe(args: argparse.Namespace) -> int:
                                   f"{args.origin!r} (keep one up with --lab-keep)")
             runner = Runner(args.origin, host_prefix(anchors[0].pid))
         else:
-            spec = inventory.host(args.origin)
             runner = ssh_runner(spec.name, str(spec.address), spec.user, spec.port,
                                 spec.key_file, spec.ssh_config)
             python, remote = "python3", True

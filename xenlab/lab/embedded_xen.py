@@ -32,7 +32,7 @@ from testinfra.host import Host
 from xenlab.errors import CommandError, LabError
 from xenlab.hosts.runner import Runner, ssh_runner
 from xenlab.hypervisor.base import MigrationResult
-from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
+from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
 from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.xen import XenCliDriver, live_migration_blocker
 from xenlab.inventory.model import Inventory
@@ -43,6 +43,14 @@ from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
 from xenlab.lab.state import LabState, Strategy
 from xenlab.lab.xenkit import XenKit, ensure_xen_kit, seed_image
 from xenlab.progress import Progress
+from xenlab.provision.steps import (
+    Outcome,
+    apply,
+    config_steps,
+    image_steps,
+    storage_steps,
+    tree_digest,
+)
 from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
 
 HOST_MTU = 65000  # the dom0s' link: halves migration time against 1500 (measured)
@@ -78,6 +86,7 @@ class EmbeddedXenLab(Strategy):
         self.guest_host: str | None = None
         self._hosts: dict[str, Host] = {}
         self.boot_seconds: dict[str, float] = {}
+        self.provisioned: list[Outcome] = []  # the article's steps, as they ran
 
     # -- naming --------------------------------------------------------------------------
     def namespace(self, host: str) -> str:
@@ -311,21 +320,8 @@ class EmbeddedXenLab(Strategy):
         if proc.poll() is not None:
             raise LabError(f"vblade on {storage.name} exited {proc.returncode}: "
                            f"{_tail(storage.directory / 'vblade.log')}")
-        device = self.etherd_device
-        for spec in inv.resources:
-            with self.progress.step(f"{spec.name}: modprobe aoe, aoe-discover, {device}"):
-                self._ssh(spec.name, f"modprobe aoe && aoe-discover && "
-                          f"i=0; until [ -b {device} ] || [ $i -ge 100 ]; do sleep 0.1; "
-                          f"aoe-discover; i=$((i+1)); done; [ -b {device} ]")
-        first, *others = [h.name for h in inv.resources]
-        lvm = inv.lvm
-        with self.progress.step(f"{first}: pvcreate, vgcreate {lvm.vg}, lvcreate {lvm.lv}"):
-            self._ssh(first, f"pvcreate -q {device} && vgcreate -q {lvm.vg} {device} && "
-                      f"lvcreate -q -y -Wy -L {lvm.size}b -n {lvm.lv} {lvm.vg}")
-        for name in others:
-            with self.progress.step(f"{name}: vgscan, vgchange -a y {lvm.vg}"):
-                self._ssh(name, f"vgscan -q --mknodes && vgchange -q -a y {lvm.vg} && "
-                          f"[ -b {lvm.path} ]")
+        self.provisioned = apply(storage_steps(inv, self.etherd_device), self.runner,
+                                 self.progress)
 
     def _ssh(self, host: str, script: str, input: str | None = None,
              timeout: float = 300.0) -> str:
@@ -348,7 +344,6 @@ class EmbeddedXenLab(Strategy):
     # -- guest image and configs -----------------------------------------------------------
     def enter_guest_ready(self) -> None:
         inv = self.inventory
-        first = inv.resources[0].name
         with tempfile.TemporaryDirectory(prefix="xenlab-image-") as tmp:
             root = Path(tmp) / "root"
             ldd = self.local.run(["ldd", DROPBEAR]).stdout
@@ -362,18 +357,12 @@ class EmbeddedXenLab(Strategy):
             with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
                 tar.add(root, arcname=".")
             data = tarball.read_bytes()
-        lv = inv.lvm.path
-        with self.progress.step(f"{first}: mkfs.{inv.filesystem} {lv}, xenimage.tgz unpacked, "
-                                "umount"):
-            import base64
-            self._ssh(first, f"mkfs.{inv.filesystem} -q -E lazy_itable_init=1,"
-                      f"lazy_journal_init=1 {lv} && mkdir -p /mnt/vm1 && mount {lv} /mnt/vm1 && "
-                      f"base64 -d | tar -xzf - -C /mnt/vm1 && sync && umount /mnt/vm1",
-                      input=base64.encodebytes(data).decode())
-        config = render_domain_config(inv.domain, toolstack="xl")
-        for spec in inv.resources:
-            self._ssh(spec.name, f"mkdir -p {shlex.quote(str(Path(inv.domain.config_path).parent))}"
-                      f" && cat > {shlex.quote(inv.domain.config_path)}", input=config)
+            digest = tree_digest(root)  # the content's, so a second run finds it in place
+        import base64
+
+        self.provisioned += apply(
+            [*image_steps(inv, base64.encodebytes(data).decode(), digest),
+             *config_steps(inv, "xl")], self.runner, self.progress)
 
     def domain_config(self, host: str) -> DomainConfig:
         text = self.host(host).file(self.inventory.domain.config_path).content_string

@@ -1,0 +1,1 @@
+"""Provisioning a lab the article's way: idempotent steps, a plan first, no data destroyed."""

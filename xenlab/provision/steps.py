@@ -1,0 +1,199 @@
+"""The article's set-up as idempotent steps: each checks first and acts only when needed.
+
+A `Step` is pure data (host, a check command, an action, what it may destroy); `plan_text`
+renders the plan `--lab-plan` prints; `apply` runs steps through runners, refusing any
+destructive action on a device that carries a filesystem, partition table or LVM signature
+unless the user named that device (`--lab-allow-wipe DEVICE`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from xenlab.errors import LabError
+from xenlab.hosts.runner import Runner
+from xenlab.hypervisor.domconfig import render_domain_config
+from xenlab.inventory.model import Inventory
+from xenlab.progress import Progress
+
+
+class ProvisionRefused(LabError):
+    """A destructive step met a device that holds data, and the user did not name it."""
+
+
+@dataclass(frozen=True)
+class Step:
+    host: str
+    name: str
+    check: str  # shell; exit status 0 means the step is already satisfied
+    act: str  # shell; runs only when the check fails
+    wipes: str | None = None  # the device the action overwrites, if any
+    input: str | None = None  # the action's standard input (a file's content)
+    secret: bool = False  # the input is a secret: never printed in plans or logs
+
+
+@dataclass(frozen=True)
+class Outcome:
+    step: Step
+    done: str  # "satisfied" (nothing to do) or "applied"
+
+
+def plan_text(steps: Sequence[Step]) -> str:
+    """Every command the run would execute, per host, in order; nothing is touched."""
+    out: list[str] = []
+    for host in dict.fromkeys(s.host for s in steps):
+        out.append(f"== {host}")
+        for number, step in enumerate((s for s in steps if s.host == host), start=1):
+            out.append(f"  {number:2d}. {step.name}")
+            out.append(f"      check: {step.check}")
+            act = step.act
+            if step.input is not None:
+                shown = "<secret>" if step.secret else f"{len(step.input)} bytes"
+                act += f"   # standard input: {shown}"
+            out.append(f"      act:   {act}")
+            if step.wipes:
+                out.append(f"      overwrites {step.wipes} (refused if it holds data and is "
+                           f"not named with --lab-allow-wipe)")
+    return "\n".join(out) + "\n"
+
+
+SIGNATURE_PROBE = "blkid -p -o export {dev} 2>/dev/null; true"
+
+
+def parse_signatures(text: str) -> list[str]:
+    """`blkid -p -o export` lines -> what was found ('ext4 signature', 'dos partition
+    table', 'LVM2_member signature'); empty when the device carries nothing blkid knows."""
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    found = []
+    if "TYPE" in fields:
+        found.append(f"{fields['TYPE']} signature")
+    if "PTTYPE" in fields:
+        found.append(f"{fields['PTTYPE']} partition table")
+    return found
+
+
+def wipe_refusal(runner: Runner, host: str, device: str,
+                 allowed: Sequence[str]) -> str | None:
+    """Why overwriting `device` on `host` is refused, or None."""
+    if device in allowed:
+        return None
+    out = runner.run(["sh", "-c", SIGNATURE_PROBE.format(dev=shlex.quote(device))],
+                     check=False).stdout
+    found = parse_signatures(out)
+    if not found:
+        return None
+    return (f"on {host}: {device} carries {', '.join(found)}; xenlab overwrites it only when "
+            f"you name it: --lab-allow-wipe {device}")
+
+
+def apply(steps: Sequence[Step], runners: Mapping[str, Runner] | Callable[[str], Runner],
+          progress: Progress, allow_wipe: Sequence[str] = ()) -> list[Outcome]:
+    """Run each step's check, and its action only where the check fails."""
+    get = runners if callable(runners) else runners.__getitem__
+    outcomes = []
+    for step in steps:
+        runner = get(step.host)
+        with progress.step(f"{step.host}: {step.name}"):
+            if runner.run(["sh", "-c", step.check], check=False).rc == 0:
+                outcomes.append(Outcome(step, "satisfied"))
+                continue
+            if step.wipes:
+                refusal = wipe_refusal(runner, step.host, step.wipes, allow_wipe)
+                if refusal:
+                    raise ProvisionRefused(refusal)
+            result = runner.run(["sh", "-c", step.act], input=step.input, check=False,
+                                timeout=600)
+            if result.rc != 0:
+                raise LabError(f"on {step.host}: {step.name} failed (exit {result.rc}): "
+                               f"{(result.stderr or result.stdout).strip()[-600:]}")
+            if runner.run(["sh", "-c", step.check], check=False).rc != 0:
+                raise LabError(f"on {step.host}: {step.name} ran but its check still fails: "
+                               f"{step.check}")
+            outcomes.append(Outcome(step, "applied"))
+    return outcomes
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def storage_steps(inventory: Inventory, etherd: str) -> list[Step]:
+    """On every resource host: the aoe driver, discovery, the device; on the first one the
+    PV, VG and LV; on the others the VG activated (device-mapper)."""
+    lvm = inventory.lvm
+    steps = []
+    for spec in inventory.resources:
+        steps.append(Step(spec.name, "aoe driver loaded", "grep -q '^aoe ' /proc/modules",
+                          "modprobe aoe"))
+        steps.append(Step(spec.name, f"{etherd} discovered", f"[ -b {_q(etherd)} ]",
+                          f"aoe-discover; i=0; until [ -b {_q(etherd)} ] || [ $i -ge 100 ]; "
+                          f"do sleep 0.1; aoe-discover; i=$((i+1)); done"))
+    first, *others = [h.name for h in inventory.resources]
+    steps.append(Step(first, f"PV on {etherd}", f"pvs {_q(etherd)} >/dev/null 2>&1",
+                      f"pvcreate -q {_q(etherd)}", wipes=etherd))
+    steps.append(Step(first, f"VG {lvm.vg}", f"vgs {_q(lvm.vg)} >/dev/null 2>&1",
+                      f"vgcreate -q {_q(lvm.vg)} {_q(etherd)}"))
+    steps.append(Step(first, f"LV {lvm.lv} ({lvm.size} bytes)",
+                      f"lvs {_q(lvm.vg + '/' + lvm.lv)} >/dev/null 2>&1",
+                      f"lvcreate -q -y -Wy -L {lvm.size}b -n {_q(lvm.lv)} {_q(lvm.vg)}"))
+    for name in others:
+        steps.append(Step(name, f"{lvm.path} active", f"[ -b {_q(lvm.path)} ]",
+                          f"vgscan -q --mknodes && vgchange -q -a y {_q(lvm.vg)}"))
+    return steps
+
+
+def tree_digest(root: Path) -> str:
+    """A digest of a directory tree's names, modes, link targets and contents (not times)."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        st = path.lstat()
+        h.update(f"{rel}\0{st.st_mode:o}\0".encode())
+        if path.is_symlink():
+            h.update(os.readlink(path).encode())
+        elif path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+IMAGE_MARK = "/etc/xenlab-image"  # written last into the guest root: the image is complete
+
+
+def image_steps(inventory: Inventory, tarball_b64: str, digest: str) -> list[Step]:
+    """On the first resource host: the guest's filesystem on the LV and the image unpacked
+    (the article's xenimage.tgz, fixed up), the LV unmounted afterwards."""
+    lv, fs = inventory.lvm.path, inventory.filesystem
+    first = inventory.resources[0].name
+    mnt = "/mnt/xenlab-vm1"
+    mounted_check = (f"d=$(mktemp -d) && mount -o ro {_q(lv)} $d 2>/dev/null && "
+                     f"grep -qx {_q(digest)} $d{IMAGE_MARK}; r=$?; umount $d 2>/dev/null; "
+                     f"rmdir $d; exit $r")
+    return [
+        Step(first, f"{fs} filesystem on {lv}", f"blkid -p -o value -s TYPE {_q(lv)} | "
+             f"grep -qx {_q(fs)}",
+             f"mkfs.{fs} -q -E lazy_itable_init=1,lazy_journal_init=1 {_q(lv)}", wipes=lv),
+        Step(first, f"guest image ({digest}) unpacked onto {lv}, unmounted", mounted_check,
+             f"mkdir -p {mnt} && mount {_q(lv)} {mnt} && base64 -d | tar -xzf - -C {mnt} && "
+             f"echo {_q(digest)} > {mnt}{IMAGE_MARK} && sync && umount {mnt}",
+             input=tarball_b64),
+    ]
+
+
+def config_steps(inventory: Inventory, toolstack: str) -> list[Step]:
+    """The domain config, identical on every resource host."""
+    import hashlib
+
+    text = render_domain_config(inventory.domain, toolstack=toolstack)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    path = inventory.domain.config_path
+    return [Step(spec.name, f"domain config {path}",
+                 f"[ \"$(sha256sum {_q(path)} 2>/dev/null | cut -d' ' -f1)\" = {digest} ]",
+                 f"mkdir -p {_q(path.rsplit('/', 1)[0] or '/')} && cat > {_q(path)}",
+                 input=text)
+            for spec in inventory.resources]
