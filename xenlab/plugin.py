@@ -43,6 +43,9 @@ class LabOptions:
     memory_audit: bool = False
     tcp_interval_ms: float = 10.0
     report: str = "reports/report.html"
+    plan: bool = False
+    allow_wipe: tuple[str, ...] = ()
+    accept_new_host_keys: bool = False
 
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
@@ -135,6 +138,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the HTML report of a certification (default reports/report.html; 'none': "
              "no report); --html overrides it; env XENLAB_REPORT")
     group.addoption(
+        "--lab-plan", action="store_true", default=False,
+        help="print, per host, every command provisioning would run, in order; touch nothing")
+    group.addoption(
+        "--lab-allow-wipe", action="append", metavar="DEVICE", default=[],
+        help="let provisioning overwrite DEVICE although it carries a filesystem, partition "
+             "table or LVM signature (repeatable); without it such a device is refused")
+    group.addoption(
+        "--lab-accept-new-host-keys", action="store_true", default=False,
+        help="trust an SSH host key not yet in known_hosts on first use (default: refuse)")
+    group.addoption(
         "--lab-cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
         metavar="DIR", help="downloads and built guest kernels; env XENLAB_CACHE")
 
@@ -174,6 +187,9 @@ def pytest_configure(config: pytest.Config) -> None:
         memory_audit=bool(config.getoption("lab_memory_audit")),
         tcp_interval_ms=_given(config.getoption("lab_tcp_interval"), run.tcp_interval_ms),
         report=config.getoption("lab_report"),
+        plan=bool(config.getoption("lab_plan")),
+        allow_wipe=tuple(config.getoption("lab_allow_wipe") or ()),
+        accept_new_host_keys=bool(config.getoption("lab_accept_new_host_keys")),
     )
     _check_options(options)
     config.stash[OPTIONS_KEY] = options
@@ -189,6 +205,24 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("--lab-fault applies to the embedded (QEMU) lab only; "
                                     f"{inventory.path} is a {inventory.kind.value} lab")
     _sigterm_as_interrupt()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--lab-plan: print every provisioning command per host, in order, and end the run
+    before any session starts (nothing built, touched or reported)."""
+    if not config.getoption("lab_plan", False):
+        return None
+    from xenlab.provision.steps import article_plan, plan_text
+
+    path = config.getoption("lab_inventory") or str(Path(config.rootpath) / DEFAULT_INVENTORY)
+    try:
+        inventory = load_inventory(path)
+    except InventoryError as exc:
+        raise pytest.UsageError(f"bad lab inventory: {exc}") from None
+    print(f"provisioning plan for lab {inventory.lab} ({inventory.path}); nothing is run:")
+    print(plan_text(article_plan(inventory)), end="")
+    return 0
 
 
 SCENARIOS = ("idle", "memory-dirty")

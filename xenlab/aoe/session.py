@@ -66,9 +66,11 @@ class AoeSession:
         return [c.frame for c in frames if not c.outgoing]
 
     def query_config(self, window: float = 0.5) -> list[fr.AoeFrame]:
-        """Broadcast Query Config to every shelf and slot; the responses."""
-        return self.exchange(fr.query_config("00:00:00:00:00:00", tag=self.next_tag()),
-                             window=window)
+        """Broadcast Query Config to every shelf and slot; the responses to it (by tag:
+        a host whose aoe driver talks to the target sees that traffic too)."""
+        tag = self.next_tag()
+        return [f for f in self.exchange(fr.query_config("00:00:00:00:00:00", tag=tag),
+                                         window=window) if f.tag == tag and f.response]
 
     def ata(self, dst: str, shelf: int, slot: int, command: int, lba: int = 0,
             window: float = 0.5) -> fr.AoeFrame:

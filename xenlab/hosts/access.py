@@ -41,7 +41,8 @@ def embedded_host(anchor_pid: int, label: str) -> Host:
     return Host(NsenterBackend(anchor_pid, label))
 
 
-def ssh_host(spec: HostSpec, known_hosts: str | None = None) -> Host:
+def ssh_host(spec: HostSpec, known_hosts: str | None = None,
+             accept_new_host_key: bool = False) -> Host:
     """A real host through testinfra's ssh or paramiko backend, as the inventory says."""
     if spec.connection is Connection.LOCAL:
         return testinfra.get_host("local://")
@@ -51,6 +52,10 @@ def ssh_host(spec: HostSpec, known_hosts: str | None = None) -> Host:
         kwargs["ssh_identity_file"] = os.path.expanduser(spec.key_file)
     if spec.ssh_config:
         kwargs["ssh_config"] = os.path.expanduser(spec.ssh_config)
-    if known_hosts and scheme == "ssh":
-        kwargs["ssh_extra_args"] = f"-o UserKnownHostsFile={shlex.quote(known_hosts)}"
+    if scheme == "ssh":  # host keys verified; unknown ones trusted on first use only if asked
+        extra = ["-o", "StrictHostKeyChecking=" + ("accept-new" if accept_new_host_key
+                                                  else "yes")]
+        if known_hosts:
+            extra += ["-o", f"UserKnownHostsFile={shlex.quote(known_hosts)}"]
+        kwargs["ssh_extra_args"] = " ".join(extra)
     return testinfra.get_host(f"{scheme}://{spec.user}@{spec.address}:{spec.port}", **kwargs)

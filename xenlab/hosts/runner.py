@@ -99,11 +99,35 @@ def _text(data: bytes | str | None) -> str:
 
 
 def ssh_runner(name: str, address: str, user: str = "root", port: int = 22,
-               key_file: str | None = None, ssh_config: str | None = None) -> Runner:
-    """A runner for a real lab host over OpenSSH (batch mode: keys only, known hosts only)."""
-    prefix = ["ssh", "-o", "BatchMode=yes", "-p", str(port)]
+               key_file: str | None = None, ssh_config: str | None = None,
+               accept_new_host_key: bool = False) -> Runner:
+    """A runner for a real lab host over OpenSSH: batch mode (keys only) and host keys
+    verified against known_hosts; an unknown host is trusted on first use only when asked."""
+    strict = "accept-new" if accept_new_host_key else "yes"
+    prefix = ["ssh", "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={strict}",
+              "-p", str(port)]
     if key_file:
         prefix += ["-i", key_file]
     if ssh_config:
         prefix += ["-F", ssh_config]
     return Runner(name, [*prefix, f"{user}@{address}", "--"], remote_shell=True)
+
+
+def describe_ssh_failure(host: str, address: str, stderr: str) -> str:
+    """One clear sentence for why SSH to a lab host failed (host keys above all)."""
+    text = stderr.strip()
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+        return (f"the SSH host key of {host} ({address}) has CHANGED since it was recorded in "
+                f"known_hosts: someone may be intercepting the connection, or the host was "
+                f"reinstalled; xenlab stops. Check the new key out of band, then remove the "
+                f"old one (ssh-keygen -R {address})")
+    if "Host key verification failed" in text or "No ED25519 host key is known" in text \
+            or "host key is known" in text:
+        return (f"the SSH host key of {host} ({address}) is not in known_hosts: xenlab does "
+                f"not trust unknown hosts. Check its fingerprint out of band and add it "
+                f"(ssh-keyscan {address} >> ~/.ssh/known_hosts), or trust it on first use "
+                f"with --lab-accept-new-host-keys")
+    if "Permission denied" in text:
+        return (f"{host} ({address}) refused the SSH key (Permission denied): xenlab logs in "
+                f"with keys only; install the public key for the inventory's user")
+    return f"{host} ({address}) is not reachable over SSH: {text[-300:] or 'no message'}"

@@ -14,7 +14,7 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError, XenlabError
 from xenlab.hosts.access import ssh_host
-from xenlab.hosts.runner import Runner, ssh_runner
+from xenlab.hosts.runner import Runner, describe_ssh_failure, ssh_runner
 from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.xen import XenCliDriver
@@ -27,7 +27,9 @@ from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
 
 class RealLab:
     def __init__(self, inventory: Inventory, *, progress: Progress,
-                 cache: Path = Path("/var/cache/xenlab")) -> None:
+                 cache: Path = Path("/var/cache/xenlab"),
+                 accept_new_host_keys: bool = False) -> None:
+        self.accept_new_host_keys = accept_new_host_keys
         self.inventory = inventory
         self.progress = progress
         self.cache = cache
@@ -40,7 +42,8 @@ class RealLab:
 
     def host(self, name: str) -> Host:
         if name not in self._hosts:
-            self._hosts[name] = ssh_host(self.inventory.host(name))
+            self._hosts[name] = ssh_host(self.inventory.host(name),
+                                         accept_new_host_key=self.accept_new_host_keys)
         return self._hosts[name]
 
     def up(self) -> None:
@@ -50,8 +53,8 @@ class RealLab:
                     continue
                 result = self.host(spec.name).run("true")
                 if result.rc != 0:
-                    raise LabError(f"{spec.name} ({spec.address}) is not reachable over "
-                                   f"{spec.connection.value}: {result.stderr.strip()}")
+                    raise LabError(describe_ssh_failure(spec.name, str(spec.address),
+                                                        result.stderr))
 
     probe_python = "python3"
 
@@ -98,7 +101,8 @@ class RealLab:
         spec = self.inventory.host(name)
         return ssh_runner(name, str(spec.address), spec.user, spec.port,
                           os.path.expanduser(spec.key_file) if spec.key_file else None,
-                          os.path.expanduser(spec.ssh_config) if spec.ssh_config else None)
+                          os.path.expanduser(spec.ssh_config) if spec.ssh_config else None,
+                          accept_new_host_key=self.accept_new_host_keys)
 
     def down(self) -> None:
         """A real lab is left as it was found."""

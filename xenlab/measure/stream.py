@@ -55,5 +55,6 @@ class TcpStream:
     def start(self, timeout: float = 15.0) -> None:
         self.process.start(timeout)
 
-    def stop(self, timeout: float = 10.0) -> StreamResult:
+    def stop(self, timeout: float = 30.0) -> StreamResult:
+        """SIGINT; the script drains echoes for up to 20 s before it reports."""
         return parse_stream_result("".join(self.process.stop(timeout)))

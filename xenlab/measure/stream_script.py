@@ -5,7 +5,8 @@ Stdlib only, shipped to the observer host as source:
     python3 stream_script.py ADDRESS PORT INTERVAL_S
 
 Sends a numbered line every INTERVAL_S and reads the echoes; prints "connected" once up.
-On SIGINT or SIGTERM it stops sending, waits up to 3 s for the echoes still on their way,
+On SIGINT or SIGTERM it stops sending, waits up to 20 s for the echoes still on their way
+(TCP's retransmission back-off after a long pause delays them by seconds),
 and prints one JSON line: lines sent and echoed, whether the echoes came
 back complete and in order, whether the connection was reset or closed, and the longest
 stall between two echoes.
@@ -89,8 +90,9 @@ def main(argv: list) -> int:
             if got - last_echo > stall:
                 stall, stall_at = got - last_echo, last_echo
             last_echo = got
-    # drain: every line sent before the stop gets up to 3 s to come back
-    deadline = time.monotonic() + 3.0
+    # drain: every line sent before the stop gets up to 20 s to come back (after a guest
+    # paused for seconds, TCP retransmits with back-off); it ends as soon as all are back
+    deadline = time.monotonic() + 20.0
     while not error and echoes.echoed < sent and time.monotonic() < deadline:
         _, error = echoes.receive(0.05)
     sock.close()

@@ -197,3 +197,12 @@ def config_steps(inventory: Inventory, toolstack: str) -> list[Step]:
                  f"mkdir -p {_q(path.rsplit('/', 1)[0] or '/')} && cat > {_q(path)}",
                  input=text)
             for spec in inventory.resources]
+
+
+def article_plan(inventory: Inventory) -> list[Step]:
+    """The whole set-up of the article's lab for `inventory`, as `--lab-plan` prints it."""
+    etherd = f"/dev/etherd/{inventory.aoe.target}"
+    toolstack = "xl" if inventory.toolstack.value == "xl" else "xm"
+    return [*storage_steps(inventory, etherd),
+            *image_steps(inventory, "<xenimage.tgz, base64>", "<image digest>"),
+            *config_steps(inventory, toolstack)]
