@@ -1,6 +1,6 @@
-"""The C prober on a remote observer: built static here, copied over real SSH once per
-build, run there at 1 kHz. The embedded lab's guest (dropbear, busybox, nothing installed)
-stands in for a real lab's observer."""
+"""A remote host over real SSH, as on a real lab: the C prober built static here, copied
+once per build, run there at 1 kHz; an unknown host key refused with a clear message. The
+embedded lab's guest (dropbear, busybox, nothing installed) stands in for a lab host."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from labrun import REPO, leftovers, suites
 
-from xenlab.hosts.runner import Runner, ssh_runner
+from xenlab.hosts.runner import Runner, describe_ssh_failure, ssh_runner
 from xenlab.inventory import load_inventory
 from xenlab.lab.guestkit import ensure_native_probe
 from xenlab.measure.ping import figures
@@ -43,6 +43,24 @@ def test_static_prober_is_shipped_over_ssh_and_measures(lab_files: tuple[Path, P
         run = prober.stop()
         f = figures(run)
         assert f.sent > 1000 and f.received > 0.9 * f.sent, f
+        # an unknown host key stops xenlab with one clear message, unless trusted on first use
+        ssh_dir = root / name / "ssh"
+        empty = tmp_path / "known_hosts"
+        empty.write_text("")
+        config = tmp_path / "ssh_config"
+        config.write_text((ssh_dir / "config").read_text().replace(
+            str(ssh_dir / "known_hosts"), str(empty)))
+        address = str(inventory.guest.address)
+        stranger = ssh_runner(inventory.guest.name, address, ssh_config=str(config))
+        refused = stranger.run(["true"], check=False)
+        assert refused.rc != 0
+        message = describe_ssh_failure(inventory.guest.name, address, refused.stderr)
+        assert "is not in known_hosts" in message and "--lab-accept-new-host-keys" in message
+        trusting = ssh_runner(inventory.guest.name, address, ssh_config=str(config),
+                              accept_new_host_key=True)
+        assert trusting.run(["true"], check=False).rc == 0
+        assert address in empty.read_text()  # recorded: the next connection verifies it
+        assert stranger.run(["true"], check=False).rc == 0
     finally:
         subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
                         "--root", str(root)], capture_output=True, text=True, check=False)

@@ -74,3 +74,29 @@ def test_real_lab_without_a_driver_fails_clearly(pytester: pytest.Pytester,
     result = pytester.runpytest_subprocess("--lab-inventory", "lab.yml")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*toolstack libvirt has no driver for real labs yet*"])
+
+
+def test_lab_plan_prints_every_command_and_runs_nothing(pytester: pytest.Pytester,
+                                                        tmp_path: Path) -> None:
+    xl = (REPO / "inventories/xl.yml").read_text()
+    pytester.makefile(".yml", lab=xl)
+    pytester.makepyfile("def test_must_not_run():\n    raise AssertionError('ran')\n")
+    result = pytester.runpytest_subprocess("--lab-inventory", "lab.yml", "--lab-plan",
+                                           "--lab-root", str(tmp_path / "labs"))
+    assert result.ret == 0
+    out = result.stdout.str()
+    assert "provisioning plan for lab xl" in out and "nothing is run" in out
+    assert out.index("== xen_resource_1") < out.index("== xen_resource_2")
+    for command in ("modprobe aoe", "pvcreate -q /dev/etherd/e0.0", "vgcreate -q vg_xen",
+                    "mkfs.ext4", "vgchange -q -a y vg_xen", "cat > /etc/xen/vm1.cfg"):
+        assert command in out, command
+    assert "test_must_not_run" not in out and "collected" not in out  # no session at all
+    assert not (tmp_path / "labs").exists()
+
+
+def test_lab_plan_with_a_bad_inventory_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yml", lab=GOOD.replace("lab: embedded", "lab: Bad Name"))
+    result = pytester.runpytest_subprocess("--lab-inventory", "lab.yml", "--lab-plan")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "bad lab inventory" in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()

@@ -106,3 +106,19 @@ def test_apply_checks_first_and_acts_only_when_needed(tmp_path: Path) -> None:
     quiet = Progress(lambda line: None)
     assert [o.done for o in apply([step], {"local": Runner()}, quiet)] == ["applied"]
     assert [o.done for o in apply([step], {"local": Runner()}, quiet)] == ["satisfied"]
+
+
+@pytest.mark.parametrize(("stderr", "expected"), [
+    ("No ED25519 host key is known for 198.18.0.21 and you have requested strict checking.\r\n"
+     "Host key verification failed.\r\n", "is not in known_hosts"),
+    ("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+     "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+     "Host key verification failed.\n", "has CHANGED"),
+    ("root@198.18.0.11: Permission denied (publickey).\n", "refused the SSH key"),
+    ("ssh: connect to host 198.18.0.12 port 22: Connection timed out\n", "not reachable"),
+])
+def test_ssh_failures_get_one_clear_sentence(stderr: str, expected: str) -> None:
+    from xenlab.hosts.runner import describe_ssh_failure
+
+    message = describe_ssh_failure("xen_resource_1", "198.18.0.11", stderr)
+    assert expected in message and "xen_resource_1" in message
