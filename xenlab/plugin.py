@@ -44,6 +44,7 @@ class LabOptions:
     tcp_interval_ms: float = 10.0
     report: str = "reports/report.html"
     plan: bool = False
+    provision: bool = False
     allow_wipe: tuple[str, ...] = ()
     accept_new_host_keys: bool = False
 
@@ -141,6 +142,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lab-plan", action="store_true", default=False,
         help="print, per host, every command provisioning would run, in order; touch nothing")
     group.addoption(
+        "--lab-provision", action="store_true", default=False,
+        help="real lab: perform the article's set-up first (idempotent steps; see "
+             "--lab-plan for what would run); never without this option")
+    group.addoption(
         "--lab-allow-wipe", action="append", metavar="DEVICE", default=[],
         help="let provisioning overwrite DEVICE although it carries a filesystem, partition "
              "table or LVM signature (repeatable); without it such a device is refused")
@@ -188,6 +193,7 @@ def pytest_configure(config: pytest.Config) -> None:
         tcp_interval_ms=_given(config.getoption("lab_tcp_interval"), run.tcp_interval_ms),
         report=config.getoption("lab_report"),
         plan=bool(config.getoption("lab_plan")),
+        provision=bool(config.getoption("lab_provision")),
         allow_wipe=tuple(config.getoption("lab_allow_wipe") or ()),
         accept_new_host_keys=bool(config.getoption("lab_accept_new_host_keys")),
     )

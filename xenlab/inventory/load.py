@@ -5,6 +5,7 @@ Every problem raises `InventoryError` naming the file, the dotted key and what w
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
@@ -178,6 +179,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         idle_rate_mib_s=_number(load_r, "idle_rate_mib_s", LoadSpec.idle_rate_mib_s),
     )
     load_r.done()
+    image = lab.get("image", str, "", what="the path of the guest image tarball") or None
     run_r = lab.sub("run", required=False)
     scenarios = run_r.get("scenarios", list, list(RunDefaults.scenarios),
                           what="a list of scenarios: idle, memory-dirty")
@@ -248,6 +250,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         network=network, bridge=bridge, relocation_port=port, filesystem=filesystem,
         observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits, load=load,
         hosts=tuple(hosts), domain=domain, run=run,
+        image=os.path.expanduser(image) if image else None,
     )
 
 

@@ -145,6 +145,7 @@ class Inventory:
     hosts: tuple[HostSpec, ...]
     domain: DomainSpec
     run: RunDefaults = RunDefaults()
+    image: str | None = None  # the guest image tarball (xenimage.tgz) for provisioning
     extra_vars: dict[str, object] = field(default_factory=dict, compare=False)
 
     def host(self, name: str) -> HostSpec:

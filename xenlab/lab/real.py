@@ -3,8 +3,10 @@ or changed here; provisioning is a separate, explicit step."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
 import os
 import shlex
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from xenlab.inventory.model import Inventory, Role, Toolstack
 from xenlab.lab.guestkit import ensure_native_probe
 from xenlab.measure.prober import ship_native
 from xenlab.progress import Progress
+from xenlab.provision.steps import Outcome, apply, article_plan
 from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
 
 
@@ -57,6 +60,22 @@ class RealLab:
                                                         result.stderr))
 
     probe_python = "python3"
+
+    def provision(self, allow_wipe: tuple[str, ...] = ()) -> list[Outcome]:
+        """The article's set-up on the inventory's hosts (and no others), each step checked
+        first and applied only where needed; a device holding data is never overwritten
+        unless named in `allow_wipe`."""
+        inv = self.inventory
+        if not inv.image:
+            raise LabError(f"{inv.path}: provisioning needs the guest image tarball: set "
+                           f"all.vars.xenlab.image (the article's xenimage.tgz)")
+        try:
+            data = Path(inv.image).read_bytes()
+        except OSError as exc:
+            raise LabError(f"{inv.path}: image {inv.image}: {exc.strerror}") from None
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        steps = article_plan(inv, base64.encodebytes(data).decode(), digest)
+        return apply(steps, self.runner, self.progress, allow_wipe)
 
     @functools.cached_property
     def probe_binary(self) -> str | None:

@@ -169,6 +169,7 @@ def image_steps(inventory: Inventory, tarball_b64: str, digest: str) -> list[Ste
     """On the first resource host: the guest's filesystem on the LV and the image unpacked
     (the article's xenimage.tgz, fixed up), the LV unmounted afterwards."""
     lv, fs = inventory.lvm.path, inventory.filesystem
+    fstab = f"{inventory.domain.root} / {fs} defaults 1 1"
     first = inventory.resources[0].name
     mnt = "/mnt/xenlab-vm1"
     mounted_check = (f"d=$(mktemp -d) && mount -o ro {_q(lv)} $d 2>/dev/null && "
@@ -180,6 +181,9 @@ def image_steps(inventory: Inventory, tarball_b64: str, digest: str) -> list[Ste
              f"mkfs.{fs} -q -E lazy_itable_init=1,lazy_journal_init=1 {_q(lv)}", wipes=lv),
         Step(first, f"guest image ({digest}) unpacked onto {lv}, unmounted", mounted_check,
              f"mkdir -p {mnt} && mount {_q(lv)} {mnt} && base64 -d | tar -xzf - -C {mnt} && "
+             # the article's fix-ups: fstab's root line, the gettys of runlevels 2-6 off
+             f"echo {_q(fstab)} > {mnt}/etc/fstab && "
+             f"sed -i -e 's/^[2-6]:/#&/' {mnt}/etc/inittab && "
              f"echo {_q(digest)} > {mnt}{IMAGE_MARK} && sync && umount {mnt}",
              input=tarball_b64),
     ]
@@ -199,10 +203,62 @@ def config_steps(inventory: Inventory, toolstack: str) -> list[Step]:
             for spec in inventory.resources]
 
 
-def article_plan(inventory: Inventory) -> list[Step]:
-    """The whole set-up of the article's lab for `inventory`, as `--lab-plan` prints it."""
+def export_steps(inventory: Inventory) -> list[Step]:
+    """On the storage host: the exported device is there, and vblade exports it on the
+    configured interface as a systemd service that outlives the run."""
+    aoe = inventory.aoe
+    device = aoe.device or "<export>"
+    unit = f"xenlab-vblade-{aoe.target}.service"
+    text = (f"[Unit]\nDescription=AoE export {aoe.target} of {device} (xenlab)\n"
+            "After=network-online.target\n[Service]\n"
+            f"ExecStart=/usr/sbin/vblade {aoe.shelf} {aoe.slot} {aoe.interface} {device}\n"
+            "Restart=on-failure\n[Install]\nWantedBy=multi-user.target\n")
+    import hashlib
+
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    host = inventory.storage.name
+    path = f"/etc/systemd/system/{unit}"
+    return [
+        Step(host, f"{device} exists (a partition or file of its own)",
+             f"[ -b {_q(device)} ] || [ -f {_q(device)} ]",
+             f"echo 'xenlab: {device} is missing; create the partition first' >&2; exit 1"),
+        Step(host, f"vblade service {unit}",
+             f"[ \"$(sha256sum {_q(path)} 2>/dev/null | cut -d' ' -f1)\" = {digest} ] && "
+             f"systemctl is-active -q {unit}",
+             f"cat > {_q(path)} && systemctl daemon-reload && systemctl enable --now {unit} "
+             f"&& systemctl restart {unit}", input=text),
+    ]
+
+
+XEND_CONFIG = "/etc/xen/xend-config.sxp"
+
+
+def relocation_steps(inventory: Inventory) -> list[Step]:
+    """xm only: xend's relocation server on the configured port, open to the resource hosts
+    alone; xend restarted only when its config changed. (xl migrates over ssh: nothing.)"""
+    if inventory.toolstack.value != "xm":
+        return []
+    port = inventory.relocation_port
+    allow = " ".join(f"^{h.name}$" for h in inventory.resources)
+    lines = ["(xend-relocation-server yes)", f"(xend-relocation-port {port})",
+             "(xend-relocation-address '')", f"(xend-relocation-hosts-allow '{allow}')"]
+    check = " && ".join(f"grep -qxF {_q(line)} {XEND_CONFIG}" for line in lines)
+    keys = "|".join(("xend-relocation-server", "xend-relocation-port",
+                     "xend-relocation-address", "xend-relocation-hosts-allow"))
+    act = (f"cp -p {XEND_CONFIG} {XEND_CONFIG}.xenlab-backup && "
+           f"sed -i -E '/^\\((({keys})) /d' {XEND_CONFIG} && "
+           + " && ".join(f"echo {_q(line)} >> {XEND_CONFIG}" for line in lines)
+           + " && (rcxend restart || /etc/init.d/xend restart)")
+    return [Step(h.name, f"xend relocation on port {port}, resource hosts only", check, act)
+            for h in inventory.resources]
+
+
+def article_plan(inventory: Inventory, image_b64: str = "<xenimage.tgz, base64>",
+                 digest: str = "<image digest>") -> list[Step]:
+    """The whole set-up of the article's lab for `inventory`: what `--lab-plan` prints and
+    `--lab-provision` runs on a real lab."""
     etherd = f"/dev/etherd/{inventory.aoe.target}"
     toolstack = "xl" if inventory.toolstack.value == "xl" else "xm"
-    return [*storage_steps(inventory, etherd),
-            *image_steps(inventory, "<xenimage.tgz, base64>", "<image digest>"),
-            *config_steps(inventory, toolstack)]
+    steps = export_steps(inventory) if inventory.kind.value == "real" else []
+    return [*steps, *storage_steps(inventory, etherd), *image_steps(inventory, image_b64, digest),
+            *config_steps(inventory, toolstack), *relocation_steps(inventory)]
