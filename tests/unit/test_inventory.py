@@ -26,6 +26,27 @@ def test_shipped_inventories_load() -> None:
     assert article.aoe.device == "/dev/sda3"
     xl = load_inventory(REPO / "inventories/xl.yml")
     assert xl.toolstack is Toolstack.XL and xl.kind is LabKind.REAL
+    libvirt = load_inventory(REPO / "inventories/libvirt.yml")
+    assert libvirt.toolstack is Toolstack.LIBVIRT and libvirt.libvirt_driver == "xen"
+    xen = load_inventory(REPO / "inventories/embedded-xen.yml")
+    assert xen.kind is LabKind.EMBEDDED_XEN and xen.toolstack is Toolstack.XL
+    assert xen.domain.guest_type == "pvh" and dict(xen.domain.options) == {"hap": 0}
+    assert (xen.run.interval_ms, xen.run.roundtrips, xen.run.scenarios) == (10, 1, ("idle",))
+    from xenlab.inventory.model import Connection
+
+    assert xen.storage.connection is Connection.EMBEDDED
+    assert all(h.connection is Connection.SSH for h in xen.resources)
+
+
+def test_run_defaults_and_options_are_validated() -> None:
+
+    text = (REPO / "inventories/embedded-xen.yml").read_text()
+    with pytest.raises(InventoryError, match=r"run\.scenarios"):
+        parse_inventory(text.replace("scenarios: [idle]", "scenarios: [busy]"))
+    with pytest.raises(InventoryError, match=r"options\.HAP"):
+        parse_inventory(text.replace("options: {hap: 0}", "options: {HAP: 0}"))
+    with pytest.raises(InventoryError, match="type"):
+        parse_inventory(text.replace("type: pvh ", "type: pvm "))
 
 
 def mutate(change) -> str:  # type: ignore[no-untyped-def]

@@ -180,6 +180,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     )
     load_r.done()
     image = lab.get("image", str, "", what="the path of the guest image tarball") or None
+    libvirt_driver = _choice(lab, "libvirt_driver", ("xen", "qemu")) or "xen"
     run_r = lab.sub("run", required=False)
     scenarios = run_r.get("scenarios", list, list(RunDefaults.scenarios),
                           what="a list of scenarios: idle, memory-dirty")
@@ -250,7 +251,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         network=network, bridge=bridge, relocation_port=port, filesystem=filesystem,
         observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits, load=load,
         hosts=tuple(hosts), domain=domain, run=run,
-        image=os.path.expanduser(image) if image else None,
+        image=os.path.expanduser(image) if image else None, libvirt_driver=libvirt_driver,
     )
 
 

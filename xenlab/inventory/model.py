@@ -146,6 +146,7 @@ class Inventory:
     domain: DomainSpec
     run: RunDefaults = RunDefaults()
     image: str | None = None  # the guest image tarball (xenimage.tgz) for provisioning
+    libvirt_driver: str = "xen"  # toolstack libvirt: its hypervisor driver, xen or qemu
     extra_vars: dict[str, object] = field(default_factory=dict, compare=False)
 
     def host(self, name: str) -> HostSpec:

@@ -19,6 +19,7 @@ from xenlab.hosts.access import ssh_host
 from xenlab.hosts.runner import Runner, describe_ssh_failure, ssh_runner
 from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.qmp import BlockBacking
+from xenlab.hypervisor.virsh import VirshDriver
 from xenlab.hypervisor.xen import XenCliDriver
 from xenlab.inventory.model import Inventory, Role, Toolstack
 from xenlab.lab.guestkit import ensure_native_probe
@@ -37,11 +38,17 @@ class RealLab:
         self.progress = progress
         self.cache = cache
         self._hosts: dict[str, Host] = {}
-        if inventory.toolstack not in (Toolstack.XL, Toolstack.XM):
+        if inventory.toolstack not in (Toolstack.XL, Toolstack.XM, Toolstack.LIBVIRT):
             raise LabError(f"{inventory.path}: toolstack {inventory.toolstack.value} has no "
-                           "driver for real labs yet (xl and xm do)")
+                           "driver for real labs (xl, xm and libvirt do)")
         resources = {h.name: self.host(h.name) for h in inventory.by_role(Role.RESOURCE)}
-        self.hypervisor = XenCliDriver(inventory.toolstack.value, resources)
+        self.hypervisor: XenCliDriver | VirshDriver
+        if inventory.toolstack is Toolstack.LIBVIRT:
+            # libvirt over its Xen (libxl) driver unless the inventory says qemu
+            self.hypervisor = VirshDriver(resources, driver=inventory.libvirt_driver, addresses={
+                h.name: str(h.address) for h in inventory.by_role(Role.RESOURCE)})
+        else:
+            self.hypervisor = XenCliDriver(inventory.toolstack.value, resources)
 
     def host(self, name: str) -> Host:
         if name not in self._hosts:
