@@ -2,6 +2,7 @@
 
     xenlab lab list                 labs with files on this machine, and whether their run lives
     xenlab lab down [--lab NAME]    tear down a kept (or abandoned) embedded lab
+    xenlab lab provision            run a kept embedded Xen lab's provisioning steps again
     xenlab lab kit [--xen]          fetch the embedded guest's kernel, build its initramfs
                                     (--xen: and the embedded Xen lab's hosts)
     xenlab aoe-check CAPTURE.pcap   AoE problems in a capture (exit 1 when there are any)
@@ -24,7 +25,7 @@ from xenlab.aoe.check import analyze, read_capture
 from xenlab.errors import XenlabError
 from xenlab.hosts.runner import Runner, host_prefix, ssh_runner
 from xenlab.inventory import load_inventory
-from xenlab.inventory.model import Connection
+from xenlab.inventory.model import Connection, LabKind
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
 from xenlab.measure.ping import figures
@@ -39,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", help="embedded lab housekeeping")
     lab_sub = lab.add_subparsers(dest="action", required=True)
+    again = lab_sub.add_parser("provision", help="run a kept embedded Xen lab's provisioning "
+                               "steps again (each reports applied or already satisfied)")
+    again.add_argument("--inventory", default="inventories/embedded-xen.yml")
+    again.add_argument("--root", default=os.environ.get("XENLAB_LAB_ROOT",
+                                                        str(jr.DEFAULT_ROOT)))
+    again.add_argument("--cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
     kit = lab_sub.add_parser("kit", help="fetch and build the embedded guest's kernel and initramfs")
     kit.add_argument("--xen", action="store_true",
                      help="also build the embedded Xen lab's host kit (debootstrap, minutes)")
@@ -113,6 +120,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 xen = ensure_xen_kit(Path(args.cache) / "xen", Progress())
                 print(f"Xen host kit (Xen 4.17, dom0 {xen.kernel_version}): {xen.directory}")
+            return 0
+        if args.action == "provision":
+            from xenlab.lab.embedded_xen import EmbeddedXenLab
+            from xenlab.progress import Progress
+
+            inventory = load_inventory(args.inventory)
+            if inventory.kind is not LabKind.EMBEDDED_XEN:
+                raise XenlabError(f"{args.inventory} is not an embedded Xen lab; for a real "
+                                  "lab use pytest --lab-provision")
+            xen_lab = EmbeddedXenLab(inventory, progress=Progress(), root=Path(args.root),
+                                 cache=Path(args.cache))
+            outcomes = xen_lab.provision_again()
+            for outcome in outcomes:
+                print(f"{outcome.step.host}: {outcome.step.name}: "
+                      f"{'already satisfied' if outcome.done == 'satisfied' else 'applied'}")
+            applied = sum(1 for o in outcomes if o.done == "applied")
+            print(f"{len(outcomes)} steps: {applied} applied, {len(outcomes) - applied} "
+                  "already satisfied")
             return 0
         if args.action == "faults":
             from xenlab.lab.embedded import FAULTS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,23 @@ def test_certification_of_the_embedded_xen_lab(xen_lab_files: tuple[Path, Path, 
     inventory, root, name = xen_lab_files
     results_file = tmp_path / "results.json"
     done = subprocess.run(suites(inventory, root, "--lab-results", str(results_file),
-                                 "--lab-report", str(tmp_path / "report.html")),
+                                 "--lab-report", str(tmp_path / "report.html"), "--lab-keep"),
                           cwd=REPO, capture_output=True, text=True, timeout=1500)
-    assert done.returncode == 0, done.stdout[-4000:]
+    try:
+        assert done.returncode == 0, done.stdout[-4000:]
+        # provisioning is idempotent: run again on the same dom0s, every step is satisfied
+        again = subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "provision",
+                                "--inventory", str(inventory), "--root", str(root)],
+                               cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stdout + again.stderr
+        lines = [line for line in again.stdout.splitlines() if ": " in line
+                 and line.startswith("xen_resource_")]
+        assert len(lines) >= 10 and all(line.endswith("already satisfied") for line in lines), \
+            again.stdout
+        assert "0 applied" in again.stdout
+    finally:
+        subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
+                        "--root", str(root)], capture_output=True, text=True, check=False)
     # the article's steps really ran in the dom0s
     for step in ("modprobe aoe, aoe-discover, /dev/etherd/e0.0", "vgchange -a y vg_xen",
                  "xl create /etc/xen/vm1.cfg"):

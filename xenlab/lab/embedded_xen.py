@@ -15,6 +15,7 @@ made; `down()` or, after a killed run, the next run removes it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shlex
@@ -45,6 +46,7 @@ from xenlab.lab.xenkit import XenKit, ensure_xen_kit, seed_image
 from xenlab.progress import Progress
 from xenlab.provision.steps import (
     Outcome,
+    Step,
     apply,
     config_steps,
     image_steps,
@@ -343,6 +345,10 @@ class EmbeddedXenLab(Strategy):
 
     # -- guest image and configs -----------------------------------------------------------
     def enter_guest_ready(self) -> None:
+        self.provisioned += apply(self._image_and_config_steps(), self.runner, self.progress)
+
+    def _image_and_config_steps(self) -> list[Step]:
+        """The guest image (the article's xenimage.tgz, fixed up) and the domain configs."""
         inv = self.inventory
         with tempfile.TemporaryDirectory(prefix="xenlab-image-") as tmp:
             root = Path(tmp) / "root"
@@ -358,11 +364,17 @@ class EmbeddedXenLab(Strategy):
                 tar.add(root, arcname=".")
             data = tarball.read_bytes()
             digest = tree_digest(root)  # the content's, so a second run finds it in place
-        import base64
+        return [*image_steps(inv, base64.encodebytes(data).decode(), digest),
+                *config_steps(inv, "xl")]
 
-        self.provisioned += apply(
-            [*image_steps(inv, base64.encodebytes(data).decode(), digest),
-             *config_steps(inv, "xl")], self.runner, self.progress)
+    def provision_again(self) -> list[Outcome]:
+        """The article's steps once more on a running lab: each should find itself done."""
+        if not (self.ssh_dir / "config").exists():
+            raise LabError(f"no running embedded Xen lab '{self.inventory.lab}' under "
+                           f"{self.root} (keep one up with --lab-keep)")
+        steps = [*storage_steps(self.inventory, self.etherd_device),
+                 *self._image_and_config_steps()]
+        return apply(steps, self.runner, self.progress)
 
     def domain_config(self, host: str) -> DomainConfig:
         text = self.host(host).file(self.inventory.domain.config_path).content_string
