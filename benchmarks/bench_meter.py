@@ -86,7 +86,8 @@ def main() -> int:
     if not args.skip_certification:
         start = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "pytest", "suites", "-q", "-p",
-                               "no:cacheprovider", "--lab-results", "/tmp/bench-results.json"],
+                               "no:cacheprovider", "--lab-inventory", "inventories/embedded.yml",
+                               "--lab-results", "/tmp/bench-results.json"],
                               cwd=REPO, capture_output=True, text=True)
         last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
         print(f"whole certification (3 round trips x idle, memory-dirty): "

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                         "it early and still prints figures)")
     probe.add_argument("--from", dest="origin", metavar="HOST",
                        help="send from this lab host (of --inventory) instead of here")
-    probe.add_argument("--inventory", default="inventories/embedded.yml")
+    probe.add_argument("--inventory", default="inventories/embedded-xen.yml")
     probe.add_argument("--root", default=os.environ.get("XENLAB_LAB_ROOT", str(jr.DEFAULT_ROOT)))
     probe.add_argument("--tool", choices=("xenlab", "ping"), default="xenlab")
     probe.add_argument("--cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
@@ -243,7 +243,7 @@ def _down(args: argparse.Namespace) -> int:
         return 2
     name = args.lab
     if name is None:
-        inventory = args.inventory or "inventories/embedded.yml"
+        inventory = args.inventory or "inventories/embedded-xen.yml"
         name = load_inventory(inventory).lab
     removed = jr.reap(name, Path(args.root), force=args.force)
     if not removed:

@@ -21,7 +21,7 @@ from xenlab.errors import InventoryError
 from xenlab.inventory import Inventory, LabKind, load_inventory
 from xenlab.inventory.model import RunDefaults
 
-DEFAULT_INVENTORY = "inventories/embedded.yml"
+DEFAULT_INVENTORY = "inventories/embedded-xen.yml"
 
 
 @dataclass(frozen=True)
