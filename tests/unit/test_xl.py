@@ -98,3 +98,58 @@ def test_preflight_blocks_pv_without_shadow_and_pvh_shadow_without_it() -> None:
     assert live_migration_blocker(no_shadow, "pvh") is None  # HAP does it
     assert "hap = 0" in (live_migration_blocker(no_shadow, "pvh", hap=False) or "")
     assert "no HVM" in (live_migration_blocker(dict(info, virt_caps="pv"), "hvm") or "")
+
+
+class _Result:
+    def __init__(self, rc: int, stdout: str = "", stderr: str = "") -> None:
+        self.rc, self.stdout, self.stderr = rc, stdout, stderr
+
+
+class _FakeHost:
+    """Pure-logic fake: records commands, returns canned results."""
+
+    def __init__(self, results: dict[str, _Result]) -> None:
+        self.results = results
+        self.commands: list[str] = []
+
+    def run(self, command: str) -> _Result:
+        self.commands.append(command)
+        for needle, result in self.results.items():
+            if needle in command:
+                return result
+        return _Result(127, "", f"unexpected: {command}")
+
+    def check_output(self, command: str) -> str:
+        return self.run(command).stdout
+
+
+def test_xm_driver_runs_the_articles_command_and_reads_xm_info() -> None:
+    from xenlab.hypervisor.xen import XenCliDriver
+
+    xm_list = (Path(__file__).parents[1] / "data/xen/xm-list.txt").read_text()
+    info = (Path(__file__).parents[1] / "data/xen/xm-info-xen3.txt").read_text()
+    source = _FakeHost({"xm migrate": _Result(0), "xm list": _Result(0, xm_list),
+                        "xm info": _Result(0, info)})
+    clock = iter([100.0, 103.5])
+    driver = XenCliDriver("xm", {"xen_resource_1": source}, clock=lambda: next(clock))  # type: ignore[dict-item]
+    assert driver.migrate_command("vm1", "xen_resource_2") == \
+        "xm migrate --live vm1 xen_resource_2"
+    result = driver.migrate("vm1", "xen_resource_1", "xen_resource_2", timeout=60)
+    assert source.commands[-1] == "timeout 60 xm migrate --live vm1 xen_resource_2"
+    assert (result.status, result.toolstack, result.total_time_ms) == ("completed", "xm", 3500.0)
+    parsed = driver.info("xen_resource_1")
+    assert (parsed["xen_major"], parsed["xen_caps"], parsed["free_memory"]) == (
+        "3", "xen-3.0-x86_32", "503")
+    # Xen 3 prints no virt_caps; its PV guests live-migrate (the article's): no blocker
+    assert live_migration_blocker(parsed, "pv") is None
+
+
+def test_xm_migration_that_times_out_or_fails_says_so() -> None:
+    from xenlab.hypervisor.xen import XenCliDriver
+
+    for rc, status in ((124, "timeout"), (1, "failed")):
+        host = _FakeHost({"xm migrate": _Result(rc, "", "Error: can't connect: Connection "
+                                                        "refused")})
+        driver = XenCliDriver("xm", {"a": host})  # type: ignore[dict-item]
+        result = driver.migrate("vm1", "a", "b")
+        assert result.status == status and "Connection refused" in result.error

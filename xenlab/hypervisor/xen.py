@@ -67,9 +67,11 @@ def parse_xl_info(text: str) -> dict[str, str]:
         key, sep, value = line.partition(":")
         if sep and key.strip() and " " not in key.strip():  # warnings and the like: skipped
             info[key.strip()] = value.strip()
-    for required in ("host", "xen_version", "xen_caps"):
+    for required in ("host", "xen_caps"):
         if required not in info:
             raise ParseError("xl info", f"no {required!r} line", text)
+    if "xen_version" not in info and "xen_major" not in info:  # xm (Xen 3) has major/minor
+        raise ParseError("xl info", "no 'xen_version' (or xm's 'xen_major') line", text)
     return info
 
 
@@ -82,6 +84,8 @@ def live_migration_blocker(info: Mapping[str, str], guest_type: str,
     config, shadow. A Xen built without shadow paging cannot live-migrate PV guests (xl:
     "Failed to enable logdirty").
     """
+    if "virt_caps" not in info:  # Xen 3's xm info does not say; its PV guests migrate
+        return None
     caps = set(info.get("virt_caps", "").split())
     host = info.get("host", "this host")
     kind = guest_type or "pv"
