@@ -37,6 +37,8 @@ def leftovers(name: str, root: Path) -> list[str]:
     if (root / name).exists():
         found.append(f"directory {root / name}")
     found += [f"/etc/netns/{d.name}" for d in Path("/etc/netns").glob(f"xenlab-{name}-*")]
+    if (Path("/run/xenlab") / name).exists():
+        found.append(f"directory /run/xenlab/{name}")
     return found
 
 

@@ -103,6 +103,12 @@ class EmbeddedXenLab(Strategy):
         return self.directory / "ssh"
 
     @property
+    def control_dir(self) -> Path:
+        """SSH's connection-sharing sockets: a short path (a socket path has 108 bytes at
+        most, and a lab under a test's tmp dir is deep); removed with the lab."""
+        return jr.control_dir(self.inventory.lab)
+
+    @property
     def image_path(self) -> Path:
         return self.directory / "storage" / "export.img"
 
@@ -216,6 +222,7 @@ class EmbeddedXenLab(Strategy):
         host key per dom0, all pinned in known_hosts here and in every dom0."""
         d = self.ssh_dir
         d.mkdir(parents=True, exist_ok=True)
+        self.control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
                         f"xenlab-{self.inventory.lab}", "-f", str(d / "id_ed25519")])
         known = []
@@ -250,7 +257,8 @@ class EmbeddedXenLab(Strategy):
             f"  IdentityFile {d / 'id_ed25519'}", "  IdentitiesOnly yes",
             f"  UserKnownHostsFile {d / 'known_hosts'}", "  StrictHostKeyChecking yes",
             "  BatchMode yes", f"  ProxyCommand {proxy}", "  ConnectTimeout 20",
-            "  ControlMaster auto", f"  ControlPath {d}/cm-%h", "  ControlPersist 600",
+            "  ControlMaster auto", f"  ControlPath {self.control_dir}/%C",
+            "  ControlPersist 600",
             "  ServerAliveInterval 10", "", ""])
 
     def _seed_files(self, name: str, keys: dict[str, str]) -> dict[str, tuple[str, int]]:

@@ -162,6 +162,14 @@ def loops_of(image: str) -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+CONTROL_ROOT = Path("/run/xenlab")
+
+
+def control_dir(lab: str) -> Path:
+    """Where a lab's SSH connection-sharing sockets live (short: a socket path is limited)."""
+    return CONTROL_ROOT / lab
+
+
 def reap(lab: str, root: Path = DEFAULT_ROOT, *, force: bool = False) -> list[str]:
     """Remove whatever the lab `lab` left on this machine. Returns what was removed.
 
@@ -196,4 +204,8 @@ def reap(lab: str, root: Path = DEFAULT_ROOT, *, force: bool = False) -> list[st
     if directory.exists():
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(f"directory {directory}")
+    sockets = control_dir(lab)
+    if sockets.exists():
+        shutil.rmtree(sockets, ignore_errors=True)
+        removed.append(f"directory {sockets}")
     return removed
