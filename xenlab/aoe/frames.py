@@ -122,21 +122,28 @@ class ConfigInfo:
 
 def dissect(raw: bytes) -> AoeFrame:
     """Bytes of an Ethernet frame -> AoeFrame, through scapy, flags from their integer value."""
+    if len(raw) < 14:
+        raise ParseError("Ethernet frame", f"{len(raw)} bytes, shorter than an Ethernet header")
     try:
         ether = Ether(raw)
+        ethertype = int(ether.type)
     except Exception as exc:  # noqa: BLE001 - scapy raises many kinds on garbage
-        raise ParseError("Ethernet frame", str(exc)) from None
-    if ether.type != ETHERTYPE_AOE or AOE not in ether:
-        raise ParseError("AoE frame", f"ethertype {ether.type:#06x} is not AoE ({ETHERTYPE_AOE:#x})")
+        raise ParseError("Ethernet frame", str(exc) or type(exc).__name__) from None
+    if ethertype != ETHERTYPE_AOE or AOE not in ether:
+        raise ParseError("AoE frame", f"ethertype {ethertype:#06x} is not AoE ({ETHERTYPE_AOE:#x})")
     if len(raw) < 14 + AOE_HEADER:
         raise ParseError("AoE frame", f"{len(raw)} bytes, shorter than the AoE header")
-    aoe = ether[AOE]
-    flags = int(aoe.flags)
-    return AoeFrame(
-        src=ether.src, dst=ether.dst, version=int(aoe.version),
-        response=bool(flags & FLAG_RESPONSE), error_flag=bool(flags & FLAG_ERROR),
-        error=int(aoe.error), shelf=int(aoe.major), slot=int(aoe.minor),
-        command=int(aoe.cmd), tag=int(aoe.tag), payload=raw[14 + AOE_HEADER:], length=len(raw))
+    try:
+        aoe = ether[AOE]
+        flags = int(aoe.flags)
+        return AoeFrame(
+            src=ether.src, dst=ether.dst, version=int(aoe.version),
+            response=bool(flags & FLAG_RESPONSE), error_flag=bool(flags & FLAG_ERROR),
+            error=int(aoe.error), shelf=int(aoe.major), slot=int(aoe.minor),
+            command=int(aoe.cmd), tag=int(aoe.tag), payload=raw[14 + AOE_HEADER:],
+            length=len(raw))
+    except Exception as exc:  # noqa: BLE001 - a header scapy could not dissect
+        raise ParseError("AoE frame", f"unreadable header: {exc or type(exc).__name__}") from None
 
 
 @dataclass(frozen=True)
