@@ -56,11 +56,11 @@ def test_xend_relocation_port_listens(resource_name: str, host_of: Callable[[str
 
 def test_xend_relocation_not_open_to_all(resource_name: str, host_of: Callable[[str], Host],
                                          inventory: Inventory,
-                                         security_finding: Callable[[str], None]) -> None:
+                                         security_finding: Callable[..., None]) -> None:
     only_for(inventory, Toolstack.XM)
     if relocation_open_to_all(xend_config(host_of(resource_name), resource_name)):
         security_finding(
-            f"on {resource_name}: {XEND_CONFIG} has (xend-relocation-address '') and no "
+            "relocation-open", f"on {resource_name}: {XEND_CONFIG} has (xend-relocation-address '') and no "
             f"xend-relocation-hosts-allow: any host can push a domain to port "
             f"{inventory.relocation_port}; list the resource hosts in "
             f"(xend-relocation-hosts-allow '^xen_resource_1$ ^xen_resource_2$')")

@@ -43,6 +43,7 @@ class LabOptions:
     memory_audit: bool = False
     tcp_interval_ms: float = 10.0
     report: str = "reports/report.html"
+    security_findings: tuple[tuple[str, str], ...] = ()
     plan: bool = False
     provision: bool = False
     allow_wipe: tuple[str, ...] = ()
@@ -93,6 +94,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("XENLAB_SECURITY", "warn"),
         help="what a security finding does to a certification: warn (default) or fail; "
              "env XENLAB_SECURITY")
+    group.addoption(
+        "--lab-security-finding", action="append", metavar="NAME=warn|fail", default=[],
+        help="the severity of one security finding (relocation-open, aoe-interface, "
+             "aoe-no-mac-allowlist, guest-shadow-copied, ssh-password-auth); repeatable")
     group.addoption(
         "--lab-interval", type=float, metavar="MS",
         default=_env_number("XENLAB_INTERVAL_MS", float),
@@ -192,6 +197,7 @@ def pytest_configure(config: pytest.Config) -> None:
         memory_audit=bool(config.getoption("lab_memory_audit")),
         tcp_interval_ms=_given(config.getoption("lab_tcp_interval"), run.tcp_interval_ms),
         report=config.getoption("lab_report"),
+        security_findings=_findings(config.getoption("lab_security_finding") or []),
         plan=bool(config.getoption("lab_plan")),
         provision=bool(config.getoption("lab_provision")),
         allow_wipe=tuple(config.getoption("lab_allow_wipe") or ()),
@@ -238,6 +244,19 @@ T = TypeVar("T")
 
 def _given(value: T | None, default: T) -> T:
     return default if value is None else value
+
+
+def _findings(values: list[str]) -> tuple[tuple[str, str], ...]:
+    from xenlab.inventory.load import SECURITY_FINDINGS
+
+    out = []
+    for value in values:
+        name, _, level = value.partition("=")
+        if name not in SECURITY_FINDINGS or level not in ("warn", "fail"):
+            raise pytest.UsageError(f"--lab-security-finding {value}: expected NAME=warn|fail "
+                                    f"with NAME one of {', '.join(SECURITY_FINDINGS)}")
+        out.append((name, level))
+    return tuple(out)
 
 
 def _check_options(options: LabOptions) -> None:

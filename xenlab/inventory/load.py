@@ -154,6 +154,8 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         interface=_ifname(aoe_r, "interface", None),
         device=aoe_r.get("device", str) if (kind is LabKind.REAL or aoe_r.has("device")) else None,
         initiator_interface=_ifname(aoe_r, "initiator_interface", bridge),
+        require_mac_allowlist=aoe_r.get("require_mac_allowlist", bool, False,
+                                        what="true or false"),
     )
     aoe_r.done()
     lvm_r = lab.sub("lvm")
@@ -181,6 +183,11 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     load_r.done()
     image = lab.get("image", str, "", what="the path of the guest image tarball") or None
     libvirt_driver = _choice(lab, "libvirt_driver", ("xen", "qemu")) or "xen"
+    security_r = lab.get("security", dict, {}, what="a mapping of finding names to warn or fail")
+    for finding, severity in security_r.items():
+        if finding not in SECURITY_FINDINGS or severity not in ("warn", "fail"):
+            raise lab.fail(f"security.{finding}", f"one of {list(SECURITY_FINDINGS)} mapped to "
+                           "warn or fail", severity)
     run_r = lab.sub("run", required=False)
     scenarios = run_r.get("scenarios", list, list(RunDefaults.scenarios),
                           what="a list of scenarios: idle, memory-dirty")
@@ -252,6 +259,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits, load=load,
         hosts=tuple(hosts), domain=domain, run=run,
         image=os.path.expanduser(image) if image else None, libvirt_driver=libvirt_driver,
+        security=tuple(sorted(security_r.items())),
     )
 
 
@@ -307,6 +315,10 @@ def _domain(dr: _Reader, host_name: str) -> DomainSpec:
     dr.done()
     return spec
 
+
+# the security findings a certification reports (suites/test_security.py, test_relocation)
+SECURITY_FINDINGS = ("relocation-open", "aoe-interface", "aoe-no-mac-allowlist",
+                     "guest-shadow-copied", "ssh-password-auth")
 
 _OPTION = re.compile(r"^[a-z][a-z0-9_]*$")
 

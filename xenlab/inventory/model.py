@@ -57,6 +57,7 @@ class AoeSpec:
     interface: str
     device: str | None  # None on the embedded lab: the lab's own image file
     initiator_interface: str = "xenbr0"  # where the resource hosts meet the storage segment
+    require_mac_allowlist: bool = False  # a security finding when vblade runs without -m
 
     @property
     def target(self) -> str:
@@ -147,6 +148,7 @@ class Inventory:
     run: RunDefaults = RunDefaults()
     image: str | None = None  # the guest image tarball (xenimage.tgz) for provisioning
     libvirt_driver: str = "xen"  # toolstack libvirt: its hypervisor driver, xen or qemu
+    security: tuple[tuple[str, str], ...] = ()  # finding name -> "warn" or "fail"
     extra_vars: dict[str, object] = field(default_factory=dict, compare=False)
 
     def host(self, name: str) -> HostSpec:
