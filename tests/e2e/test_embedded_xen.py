@@ -49,8 +49,9 @@ def test_certification_of_the_embedded_xen_lab(xen_lab_files: tuple[Path, Path, 
         subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
                         "--root", str(root)], capture_output=True, text=True, check=False)
     # the article's steps really ran in the dom0s
-    for step in ("modprobe aoe, aoe-discover, /dev/etherd/e0.0", "vgchange -a y vg_xen",
-                 "xl create /etc/xen/vm1.cfg"):
+    for step in ("xen_resource_1: aoe driver loaded", "xen_resource_2: /dev/etherd/e0.0 "
+                 "discovered", "xen_resource_1: PV on /dev/etherd/e0.0",
+                 "xen_resource_2: /dev/vg_xen/lv_vm1 active", "xl create /etc/xen/vm1.cfg"):
         assert step in done.stdout + done.stderr, step
     results = json.loads(results_file.read_text())
     migrations = results["migrations"]
