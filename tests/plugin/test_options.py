@@ -64,16 +64,25 @@ def test_no_inventory_skips_lab_tests_with_the_reason(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*no lab inventory: pass --lab-inventory FILE*"])
 
 
-def test_real_lab_without_a_driver_fails_clearly(pytester: pytest.Pytester,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_real_lab_fails_with_one_clear_line(pytester: pytest.Pytester,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SSH that cannot reach the host (a ProxyCommand that fails: no packet leaves this
+    machine): one sentence naming the host, no traceback."""
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    text = (REPO / "inventories/xl.yml").read_text().replace("toolstack: xl", "toolstack: libvirt")
+    config = pytester.path / "ssh_config"
+    config.write_text("Host *\n  ProxyCommand false\n")
+    text = (REPO / "inventories/libvirt.yml").read_text().replace(
+        "xen_storage: {ansible_host: 192.0.2.10}",
+        f"xen_storage: {{ansible_host: 192.0.2.10, xenlab_ssh_config: {config}}}")
+    assert str(config) in text
     pytester.makefile(".yml", lab=text)
     pytester.makeconftest('pytest_plugins = ["fixtures.lab"]')
     pytester.makepyfile("def test_needs_lab(lab):\n    pass\n")
     result = pytester.runpytest_subprocess("--lab-inventory", "lab.yml")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*toolstack libvirt has no driver for real labs yet*"])
+    result.stdout.fnmatch_lines(["*lab libvirt could not be brought up: xen_storage "
+                                 "(192.0.2.10) is not reachable over SSH*"])
+    assert "Traceback" not in result.stdout.str() and "RuntimeError" not in result.stdout.str()
 
 
 def test_lab_plan_prints_every_command_and_runs_nothing(pytester: pytest.Pytester,

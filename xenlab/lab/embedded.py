@@ -34,9 +34,10 @@ from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.hypervisor.qmp import BlockBacking, block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
+from xenlab.lab.built import BuiltLab
 from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
 from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
-from xenlab.lab.state import LabState, Strategy
+from xenlab.lab.state import LabState
 from xenlab.net.iproute import link_address
 from xenlab.progress import Progress
 from xenlab.storage.lvm import (
@@ -130,7 +131,7 @@ class StorageFacts:
     lv_range: ByteRange
 
 
-class EmbeddedLab(Strategy):
+class EmbeddedLab(BuiltLab):
     def __init__(self, inventory: Inventory, *, progress: Progress,
                  root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
                  qemu_binary: str = "qemu-system-x86_64", faults: tuple[str, ...] = (),
@@ -154,13 +155,6 @@ class EmbeddedLab(Strategy):
         self.hypervisor: QemuDriver | None = None
 
     # -- naming --------------------------------------------------------------------------
-    def namespace(self, host: str) -> str:
-        return f"{jr.NAMESPACE_PREFIX}{self.inventory.lab}-{host}"
-
-    @property
-    def switch(self) -> str:
-        return self.namespace("switch")
-
     @property
     def image_path(self) -> Path:
         return self.directory / "storage" / "export.img"
@@ -169,18 +163,6 @@ class EmbeddedLab(Strategy):
         return [h for h in self.hosts.values() if h.spec.role is role]
 
     # -- lifecycle -----------------------------------------------------------------------
-    def up(self) -> None:
-        """Reap what an earlier run left, then build the whole lab with the guest running."""
-        removed = jr.reap(self.inventory.lab, self.root)
-        if removed:
-            self.progress.say(f"reaped a stale lab '{self.inventory.lab}': {len(removed)} items "
-                              f"({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
-        try:
-            self.transition(LabState.VM_RUNNING)
-        except BaseException:
-            self.down()
-            raise
-
     def down(self) -> None:
         with self.progress.step("lab teardown"):
             self._stop_guest()
@@ -195,19 +177,7 @@ class EmbeddedLab(Strategy):
         """Leave the lab up after this run; `xenlab lab down` removes it later."""
         if self.hypervisor:
             self.hypervisor.close()
-        if self.journal:
-            self.journal.kept = True
-            self.journal.save()
-
-    def save_logs(self, target: Path) -> Path:
-        """Copy consoles, QEMU and vblade logs and the journal out of the lab directory."""
-        destination = target / self.inventory.lab
-        destination.mkdir(parents=True, exist_ok=True)
-        for pattern in ("*/*.console", "*/*.log", "lab.json"):
-            for path in self.directory.glob(pattern):
-                name = f"{path.parent.name}-{path.name}" if path.parent != self.directory else path.name
-                shutil.copyfile(path, destination / name)
-        return destination
+        super().keep()
 
     def _stop_guest(self) -> None:
         if self.hypervisor:
@@ -261,23 +231,9 @@ class EmbeddedLab(Strategy):
             host.start_anchor()
         self._wait_reachable()
 
-    def _ip(self, namespace: str, *args: str) -> None:
-        self.local.run(["ip", "-n", namespace, *args])
-
-    def _add_namespace(self, name: str) -> None:
-        assert self.journal is not None
-        self.journal.add_namespace(name)  # recorded before it exists: a kill leaves no orphan
-        self.local.run(["ip", "netns", "add", name])
-
     def _mac(self, namespace: str, ifname: str) -> str:
         out = self.local.run(["ip", "-n", namespace, "-j", "link", "show", ifname]).stdout
         return link_address(out)
-
-    def _hosts_file(self) -> str:
-        """/etc/hosts as the article suggests: every lab host and the VM, on every machine."""
-        lines = ["127.0.0.1\tlocalhost"]  # no 127.0.1.1 line: the host's name is its lab address
-        lines += [f"{h.address}\t{h.name}" for h in self.inventory.hosts]
-        return "\n".join(lines) + "\n"
 
     def _write_etc(self, host: LabHost) -> None:
         (host.etc_dir / "hosts").write_text(self._hosts_file())

@@ -19,7 +19,6 @@ import base64
 import contextlib
 import os
 import shlex
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -38,10 +37,11 @@ from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.xen import XenCliDriver, live_migration_blocker
 from xenlab.inventory.model import Inventory
 from xenlab.lab import journal as jr
+from xenlab.lab.built import BuiltLab
 from xenlab.lab.embedded import DEFAULT_CACHE, DROPBEAR, LabHost
 from xenlab.lab.guestkit import ensure_memcheck, ensure_native_probe
 from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
-from xenlab.lab.state import LabState, Strategy
+from xenlab.lab.state import LabState
 from xenlab.lab.xenkit import XenKit, ensure_xen_kit, seed_image
 from xenlab.progress import Progress
 from xenlab.provision.steps import (
@@ -67,7 +67,7 @@ def _mac(index: int) -> str:
     return f"52:54:00:18:00:{index:02x}"
 
 
-class EmbeddedXenLab(Strategy):
+class EmbeddedXenLab(BuiltLab):
     STATES = (LabState.NETWORK, LabState.HOSTS, LabState.STORAGE, LabState.GUEST_READY,
               LabState.VM_RUNNING)
 
@@ -91,13 +91,6 @@ class EmbeddedXenLab(Strategy):
         self.provisioned: list[Outcome] = []  # the article's steps, as they ran
 
     # -- naming --------------------------------------------------------------------------
-    def namespace(self, host: str) -> str:
-        return f"{jr.NAMESPACE_PREFIX}{self.inventory.lab}-{host}"
-
-    @property
-    def switch(self) -> str:
-        return self.namespace("switch")
-
     @property
     def ssh_dir(self) -> Path:
         return self.directory / "ssh"
@@ -116,17 +109,6 @@ class EmbeddedXenLab(Strategy):
         return f"x{index}"
 
     # -- lifecycle -----------------------------------------------------------------------
-    def up(self) -> None:
-        removed = jr.reap(self.inventory.lab, self.root)
-        if removed:
-            self.progress.say(f"reaped a stale lab '{self.inventory.lab}': {len(removed)} items "
-                              f"({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
-        try:
-            self.transition(LabState.VM_RUNNING)
-        except BaseException:
-            self.down()
-            raise
-
     def down(self) -> None:
         with self.progress.step("lab teardown"):
             if self.ssh_dir.exists():
@@ -138,20 +120,6 @@ class EmbeddedXenLab(Strategy):
         self.force(LabState.ABSENT)
         self._hosts.clear()
         self.journal = None
-
-    def keep(self) -> None:
-        if self.journal:
-            self.journal.kept = True
-            self.journal.save()
-
-    def save_logs(self, target: Path) -> Path:
-        destination = target / self.inventory.lab
-        destination.mkdir(parents=True, exist_ok=True)
-        for pattern in ("*/*.console", "*/*.log", "lab.json"):
-            for path in self.directory.glob(pattern):
-                name = f"{path.parent.name}-{path.name}" if path.parent != self.directory else path.name
-                shutil.copyfile(path, destination / name)
-        return destination
 
     # -- network -------------------------------------------------------------------------
     def enter_network(self) -> None:
@@ -181,19 +149,6 @@ class EmbeddedXenLab(Strategy):
             self._ip(self.switch, "tuntap", "add", "dev", self.tap(index), "mode", "tap")
             self._ip(self.switch, "link", "set", self.tap(index), "mtu", str(HOST_MTU),
                      "master", "br0", "up")
-
-    def _ip(self, namespace: str, *args: str) -> None:
-        self.local.run(["ip", "-n", namespace, *args])
-
-    def _add_namespace(self, name: str) -> None:
-        assert self.journal is not None
-        self.journal.add_namespace(name)
-        self.local.run(["ip", "netns", "add", name])
-
-    def _hosts_file(self) -> str:
-        lines = ["127.0.0.1\tlocalhost"]
-        lines += [f"{h.address}\t{h.name}" for h in self.inventory.hosts]
-        return "\n".join(lines) + "\n"
 
     # -- hosts: Xen and dom0 under QEMU ---------------------------------------------------
     def enter_hosts(self) -> None:

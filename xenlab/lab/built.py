@@ -1,0 +1,75 @@
+"""What both embedded labs share: built on this machine from a journal, named after the lab,
+reaped after a killed run, torn down after any other (see EmbeddedLab, EmbeddedXenLab)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from xenlab.hosts.runner import Runner
+from xenlab.inventory.model import Inventory
+from xenlab.lab import journal as jr
+from xenlab.lab.state import LabState, Strategy
+
+
+class BuiltLab(Strategy):
+    """A lab built here: subclasses set `inventory`, `root`, `directory`, `journal`, `local`
+    and provide the `enter_<state>` steps and `down()`."""
+
+    inventory: Inventory
+    root: Path
+    directory: Path
+    journal: jr.Journal | None
+    local: Runner
+
+    def namespace(self, host: str) -> str:
+        return f"{jr.NAMESPACE_PREFIX}{self.inventory.lab}-{host}"
+
+    @property
+    def switch(self) -> str:
+        return self.namespace("switch")
+
+    def down(self) -> None:
+        raise NotImplementedError
+
+    def up(self) -> None:
+        """Reap what an earlier run left, then build the whole lab with the guest running."""
+        removed = jr.reap(self.inventory.lab, self.root)
+        if removed:
+            self.progress.say(f"reaped a stale lab '{self.inventory.lab}': {len(removed)} items "
+                              f"({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
+        try:
+            self.transition(LabState.VM_RUNNING)
+        except BaseException:
+            self.down()
+            raise
+
+    def keep(self) -> None:
+        """Leave the lab up after this run; `xenlab lab down` removes it later."""
+        if self.journal:
+            self.journal.kept = True
+            self.journal.save()
+
+    def save_logs(self, target: Path) -> Path:
+        """Copy consoles, QEMU and vblade logs and the journal out of the lab directory."""
+        destination = target / self.inventory.lab
+        destination.mkdir(parents=True, exist_ok=True)
+        for pattern in ("*/*.console", "*/*.log", "lab.json"):
+            for path in self.directory.glob(pattern):
+                name = f"{path.parent.name}-{path.name}" if path.parent != self.directory else path.name
+                shutil.copyfile(path, destination / name)
+        return destination
+
+    def _ip(self, namespace: str, *args: str) -> None:
+        self.local.run(["ip", "-n", namespace, *args])
+
+    def _add_namespace(self, name: str) -> None:
+        assert self.journal is not None
+        self.journal.add_namespace(name)  # recorded before it exists: a kill leaves no orphan
+        self.local.run(["ip", "netns", "add", name])
+
+    def _hosts_file(self) -> str:
+        """/etc/hosts as the article suggests: every lab host and the VM, on every machine."""
+        lines = ["127.0.0.1\tlocalhost"]  # no 127.0.1.1 line: the host's name is its lab address
+        lines += [f"{h.address}\t{h.name}" for h in self.inventory.hosts]
+        return "\n".join(lines) + "\n"
