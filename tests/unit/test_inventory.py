@@ -31,7 +31,7 @@ def test_shipped_inventories_load() -> None:
     xen = load_inventory(REPO / "inventories/embedded-xen.yml")
     assert xen.kind is LabKind.EMBEDDED_XEN and xen.toolstack is Toolstack.XL
     assert xen.domain.guest_type == "pvh" and dict(xen.domain.options) == {"hap": 0}
-    assert (xen.run.interval_ms, xen.run.roundtrips, xen.run.scenarios) == (10, 1, ("idle",))
+    assert (xen.run.interval_ms, xen.run.roundtrips, xen.run.scenarios) == (25, 1, ("idle",))
     from xenlab.inventory.model import Connection
 
     assert xen.storage.connection is Connection.EMBEDDED
