@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 from testinfra.host import Host
 
-from xenlab.checks.xen import free_memory_mib, meminfo_available_mib, parse_xl_info
+from xenlab.checks.xen import free_memory_mib, meminfo_available_mib
 from xenlab.errors import ParseError
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
-from xenlab.hypervisor.xen import live_migration_blocker
+from xenlab.hypervisor.xen import live_migration_blocker, parse_xl_info
 from xenlab.inventory import Inventory, LabKind, Toolstack
 from xenlab.lab import Lab
 from xenlab.net.iproute import parse_links

@@ -23,12 +23,12 @@ from xenlab.checks.xen import (
     free_memory_mib,
     meminfo_available_mib,
     parse_xend_config,
-    parse_xl_info,
     relocation_findings,
     relocation_open_to_all,
 )
 from xenlab.errors import ParseError
 from xenlab.hypervisor.qmp import block_backings
+from xenlab.hypervisor.xen import parse_xl_info
 from xenlab.inventory import LabKind, Role, Toolstack
 from xenlab.lab.image import DIRINSTALL_INITTAB
 from xenlab.storage.lvm import ByteRange, LvmReports

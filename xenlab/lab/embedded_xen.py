@@ -85,10 +85,7 @@ class EmbeddedXenLab(BuiltLab):
         self.kit: XenKit | None = None
         self.local = Runner("controller")
         self.hypervisor: XenCliDriver | None = None
-        self.guest_host: str | None = None
         self._hosts: dict[str, Host] = {}
-        self.boot_seconds: dict[str, float] = {}
-        self.provisioned: list[Outcome] = []  # the article's steps, as they ran
 
     # -- naming --------------------------------------------------------------------------
     @property
@@ -266,7 +263,6 @@ class EmbeddedXenLab(BuiltLab):
                     raise LabError(f"{name} not reachable over SSH after {BOOT_TIMEOUT_S:.0f} "
                                    f"s; console:\n{_tail(console)}")
                 time.sleep(0.5)
-        self.boot_seconds[name] = time.monotonic() - started
 
     # -- storage: vblade here, the article's AoE and LVM steps in the dom0s --------------
     def enter_storage(self) -> None:
@@ -285,7 +281,7 @@ class EmbeddedXenLab(BuiltLab):
         if proc.poll() is not None:
             raise LabError(f"vblade on {storage.name} exited {proc.returncode}: "
                            f"{_tail(storage.directory / 'vblade.log')}")
-        self.provisioned = apply(storage_steps(inv, self.etherd_device), self.runner,
+        apply(storage_steps(inv, self.etherd_device), self.runner,
                                  self.progress)
 
     def _ssh(self, host: str, script: str, input: str | None = None,
@@ -308,7 +304,7 @@ class EmbeddedXenLab(BuiltLab):
 
     # -- guest image and configs -----------------------------------------------------------
     def enter_guest_ready(self) -> None:
-        self.provisioned += apply(self._image_and_config_steps(), self.runner, self.progress)
+        apply(self._image_and_config_steps(), self.runner, self.progress)
 
     def _image_and_config_steps(self) -> list[Step]:
         """The guest image (the article's xenimage.tgz, fixed up) and the domain configs."""
@@ -356,7 +352,6 @@ class EmbeddedXenLab(BuiltLab):
                 raise LabError(blocker)
         with self.progress.step(f"{first}: xl create {inv.domain.config_path}"):
             self.hypervisor.create(first, inv.domain.config_path)
-        self.guest_host = first
         with self.progress.step(f"{inv.domain.name} answers ping and SSH"):
             self.wait_guest()
 
@@ -431,12 +426,8 @@ class EmbeddedXenLab(BuiltLab):
                            f"to {destination}")
         result = self.hypervisor.migrate(self.inventory.domain.name, source, destination,
                                          timeout=self.inventory.limits.migration_timeout_s)
-        if result.completed:
-            self.guest_host = destination
         return result
 
-    def observer_runner(self) -> Runner:
-        return self.runner(self.inventory.observer)
 
 
 def _tail(path: Path, size: int = 1500) -> str:
