@@ -6,6 +6,7 @@ pytest_plugins = [
     "fixtures.storage",
     "fixtures.meter",
     "fixtures.migration",
+    "fixtures.faults",
     "fixtures.findings",
     "fixtures.reporting",
 ]

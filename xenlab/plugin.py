@@ -48,7 +48,15 @@ class LabOptions:
     provision: bool = False
     allow_wipe: tuple[str, ...] = ()
     accept_new_host_keys: bool = False
+    fault_suite: bool = False
+    fault_selftest: str | None = None
 
+
+FAULT_SELFTESTS = {  # what a lying harness would do; the fault suite must fail on each
+    "no-injection": "claim the fault was set off but migrate normally",
+    "duplicate-guest": "leave a second running copy of the guest on the destination",
+    "corrupt-data": "change the witness file in the guest behind the suite's back",
+}
 
 OPTIONS_KEY = pytest.StashKey[LabOptions]()
 INVENTORY_KEY = pytest.StashKey["Inventory | None"]()
@@ -158,6 +166,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lab-accept-new-host-keys", action="store_true", default=False,
         help="trust an SSH host key not yet in known_hosts on first use (default: refuse)")
     group.addoption(
+        "--lab-fault-suite", action="store_true", default=_env_flag("XENLAB_FAULT_SUITE"),
+        help="run suites/test_faults.py: cut the migration link, kill the destination's "
+             "receiver, cancel, stop the storage target, on embedded labs; env "
+             "XENLAB_FAULT_SUITE=1")
+    group.addoption(
+        "--lab-fault-selftest", choices=tuple(FAULT_SELFTESTS), metavar="LIE",
+        help="self-test of the fault suite (QEMU-only embedded lab): make the harness lie "
+             f"({', '.join(FAULT_SELFTESTS)}) and see the suite fail")
+    group.addoption(
         "--lab-cache", default=os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"),
         metavar="DIR", help="downloads and built guest kernels; env XENLAB_CACHE")
 
@@ -202,6 +219,8 @@ def pytest_configure(config: pytest.Config) -> None:
         provision=bool(config.getoption("lab_provision")),
         allow_wipe=tuple(config.getoption("lab_allow_wipe") or ()),
         accept_new_host_keys=bool(config.getoption("lab_accept_new_host_keys")),
+        fault_suite=bool(config.getoption("lab_fault_suite")),
+        fault_selftest=config.getoption("lab_fault_selftest"),
     )
     _check_options(options)
     config.stash[OPTIONS_KEY] = options
@@ -216,6 +235,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if inventory is not None and inventory.kind is not LabKind.EMBEDDED:
             raise pytest.UsageError("--lab-fault applies to the embedded (QEMU) lab only; "
                                     f"{inventory.path} is a {inventory.kind.value} lab")
+    if options.fault_selftest and inventory is not None and inventory.kind is not LabKind.EMBEDDED:
+        raise pytest.UsageError("--lab-fault-selftest runs on the embedded (QEMU) lab only; "
+                                f"{inventory.path} is a {inventory.kind.value} lab")
     _sigterm_as_interrupt()
 
 

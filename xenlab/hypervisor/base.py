@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -36,3 +38,48 @@ class MigrationResult:
     @property
     def wall_time_ms(self) -> float:
         return (self.ended_at - self.started_at) * 1000.0
+
+
+class MigrationFault(enum.StrEnum):
+    """What the fault suite does to a migration in flight."""
+
+    LINK_CUT = "link-cut"  # nftables drops the migration's transport port on the destination
+    DESTINATION_KILLED = "destination-killed"  # SIGKILL to the destination's receiving process
+    CANCEL = "cancel"  # the toolstack is asked to cancel (QMP migrate_cancel; SIGINT to xl)
+
+
+@dataclass
+class Injection:
+    """A fault a driver sets off once, `after_s` seconds into the transfer: `action` (the
+    lab's: cut a link, kill a process) or, with `cancel`, the driver's own cancel."""
+
+    after_s: float
+    action: Callable[[], str] | None = None  # returns what it did, in words
+    cancel: bool = False
+    done: str = ""  # what was done ("" while not yet)
+    at_s: float | None = None  # seconds after the migration was requested
+    failed: bool = False
+
+    def due(self, elapsed_s: float) -> bool:
+        return not self.done and elapsed_s >= self.after_s
+
+    def fire(self, elapsed_s: float, cancel: Callable[[], str] | None = None) -> None:
+        """Set the fault off (once); a failing action is recorded, never raised: the
+        migration under test must still be waited for."""
+        self.at_s = elapsed_s
+        started = time.monotonic()
+        try:
+            if self.cancel:
+                if cancel is None:
+                    raise NotImplementedError("this toolstack cannot cancel a migration")
+                self.done = cancel()
+            else:
+                assert self.action is not None
+                self.done = self.action()
+        except Exception as exc:  # noqa: BLE001 - recorded for the report, judged by the suite
+            self.done, self.failed = f"injection failed: {type(exc).__name__}: {exc}", True
+        self.done += f" ({(time.monotonic() - started) * 1000:.0f} ms)"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"after_s": self.after_s, "at_s": self.at_s, "done": self.done,
+                "failed": self.failed}

@@ -5,6 +5,7 @@ destination's relocation port."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from xenlab.errors import LabError, MigrationError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import DomainState, MigrationResult
+from xenlab.hypervisor.base import DomainState, Injection, MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig
 from xenlab.hypervisor.qmp import (
     FINAL_MIGRATION_STATES,
@@ -26,6 +27,9 @@ from xenlab.hypervisor.qmp import (
     migration_figures,
 )
 from xenlab.measure.memaudit import MemoryAudit, differing_pages
+
+MIB = 1 << 20
+DEFAULT_BANDWIDTH_MIB_S = 128  # QEMU's own default max-bandwidth
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class QemuDriver:
         self.guest_address = guest_address
         self.relocation_port = relocation_port
         self._monitors: dict[tuple[str, str], QEMUMonitorProtocol] = {}
+        self._processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 
     # -- paths ---------------------------------------------------------------------------
     def _qmp_path(self, host: str, domain: str) -> str:
@@ -173,6 +178,7 @@ class QemuDriver:
         log = h.directory / f"{config.name}.qemu.log"
         proc = h.runner.spawn(argv, log=str(log))
         h.record_process(proc.pid, f"qemu {config.name}")
+        self._processes[(host, config.name)] = proc
         deadline = time.monotonic() + timeout
         # QMP answers only once QEMU's main loop runs, and so after `-incoming` listens
         while self.state(host, config.name) is DomainState.ABSENT:
@@ -191,15 +197,36 @@ class QemuDriver:
                 pass
             self._disconnect(host, domain)
             Path(self._qmp_path(host, domain)).unlink(missing_ok=True)
+        proc = self._processes.pop((host, domain), None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)  # reaped here: its PID is not reused behind the journal
+
+    def kill(self, host: str, domain: str) -> str:
+        """SIGKILL to the QEMU this driver started for `domain` on `host` (by its PID)."""
+        proc = self._processes.pop((host, domain), None)
+        if proc is None or proc.poll() is not None:
+            raise LabError(f"no QEMU of {domain} runs on {host}")
+        proc.kill()
+        proc.wait(timeout=10)
+        self._disconnect(host, domain)
+        Path(self._qmp_path(host, domain)).unlink(missing_ok=True)
+        return f"SIGKILL to QEMU (pid {proc.pid}) of {domain} on {host}"
 
     def migrate(self, domain: str, source: str, destination: str, config: DomainConfig,
-                timeout: float = 120.0, poll: float = 0.02, audit: bool = False
+                timeout: float = 120.0, poll: float = 0.02, audit: bool = False,
+                injection: Injection | None = None, bandwidth_mib_s: float | None = None
                 ) -> MigrationResult:
         """Live-migrate `domain` from `source` to `destination` (whose QEMU is started here).
         With `audit`, the destination is held paused after the migration while the source's
-        final memory is compared with what it received (this lengthens the guest's pause)."""
+        final memory is compared with what it received (this lengthens the guest's pause).
+        `injection`: a fault set off while the migration is active (the fault suite);
+        `bandwidth_mib_s`: a cap, so that a small guest's migration lasts long enough."""
         dst = self.hosts[destination]
         self.start(destination, config, incoming=True, hold=audit)
+        if bandwidth_mib_s is not None or injection is not None:
+            self.qmp(source, domain, "migrate-set-parameters",
+                     **{"max-bandwidth": int((bandwidth_mib_s or DEFAULT_BANDWIDTH_MIB_S) * MIB)})
         started = time.time()
         try:
             self.qmp(source, domain, "migrate", uri=f"tcp:{dst.address}:{self.relocation_port}")
@@ -213,6 +240,9 @@ class QemuDriver:
             figures = migration_figures(self.qmp(source, domain, "query-migrate"))
             if figures["status"] in FINAL_MIGRATION_STATES:
                 break
+            if injection is not None and figures["status"] == "active" \
+                    and injection.due(time.time() - started):
+                injection.fire(time.time() - started, cancel=lambda: self._cancel(source, domain))
             if time.monotonic() > deadline:
                 self.qmp(source, domain, "migrate_cancel")
                 figures = self._wait_final(source, domain)
@@ -232,6 +262,8 @@ class QemuDriver:
                 figures["status"] = "failed"
                 figures["error"] = f"{domain} did not resume on {destination} within 30 s"
         ended = time.time()
+        if figures["status"] == "cancelled" and not figures.get("error"):
+            figures["error"] = f"cancelled on request; {domain} stays on {source}"
         if figures["status"] == "completed":
             for _ in range(25):  # the figures settle a moment after 'completed'
                 if figures_settled(figures):
@@ -244,6 +276,11 @@ class QemuDriver:
             if self.state(source, domain) is not DomainState.RUNNING:
                 with contextlib.suppress(LabError, MigrationError):
                     self.qmp(source, domain, "cont")  # the guest stays where it was
+        if bandwidth_mib_s is not None or injection is not None:
+            with contextlib.suppress(LabError, MigrationError):
+                self.qmp(source if figures["status"] != "completed" else destination, domain,
+                         "migrate-set-parameters",
+                         **{"max-bandwidth": int(DEFAULT_BANDWIDTH_MIB_S * MIB)})
         return MigrationResult(
             domain=domain, source=source, destination=destination,
             status=str(figures["status"]), started_at=started, ended_at=ended,
@@ -252,8 +289,13 @@ class QemuDriver:
             setup_time_ms=figures["setup_time_ms"],  # type: ignore[arg-type]
             bytes_transferred=figures["bytes_transferred"],  # type: ignore[arg-type]
             toolstack=self.toolstack, error=str(figures.get("error", "")),
-            raw={**figures, **({"memory_audit": memory.as_dict()} if memory else {})},
+            raw={**figures, **({"memory_audit": memory.as_dict()} if memory else {}),
+                 **({"injection": injection.as_dict()} if injection else {})},
         )
+
+    def _cancel(self, source: str, domain: str) -> str:
+        self.qmp(source, domain, "migrate_cancel")
+        return f"QMP migrate_cancel to {domain} on {source}"
 
     def _audit(self, domain: str, source: str, destination: str, memory_mib: int) -> MemoryAudit:
         """Both sides paused: dump guest-physical memory of each (QMP pmemsave) and compare."""

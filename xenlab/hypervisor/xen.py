@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError, ParseError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import DomainState, MigrationResult
+from xenlab.hypervisor.base import DomainState, Injection, MigrationResult
 
 
 @dataclass(frozen=True)
@@ -238,10 +239,15 @@ class XenCliDriver:
             return f"xm migrate --live {shlex.quote(domain)} {shlex.quote(destination)}"
         return f"xl migrate {shlex.quote(domain)} {shlex.quote(destination)}"
 
+    def listed(self, host: str) -> list[ListedDomain]:
+        return parse_xl_list(self._check(host, f"{self.toolstack} list"))
+
     def migrate(self, domain: str, source: str, destination: str,
-                timeout: float = 300.0) -> MigrationResult:
+                timeout: float = 300.0, injection: Injection | None = None) -> MigrationResult:
         if self.toolstack == "xl" and source in self.runners:
-            return self._migrate_streamed(domain, source, destination, timeout)
+            return self._migrate_streamed(domain, source, destination, timeout, injection)
+        if injection is not None:
+            raise LabError(f"faults are set off only in streamed `xl migrate` runs, not {self.toolstack}")
         command = self.migrate_command(domain, destination)
         started = self.clock()
         result = self.hosts[source].run(f"timeout {int(timeout)} {command}")
@@ -256,26 +262,65 @@ class XenCliDriver:
         )
 
     def _migrate_streamed(self, domain: str, source: str, destination: str,
-                          timeout: float) -> MigrationResult:
-        argv = ["timeout", str(int(timeout)), "xl", "-vvv", "migrate", domain, destination]
+                          timeout: float, injection: Injection | None = None) -> MigrationResult:
+        """`xl -vvv migrate`, each line timed as it arrives. The remote shell prints its PID
+        first (it becomes `timeout`, which passes a SIGINT on to xl and its helpers): that
+        is how a migration is cancelled."""
+        command = shlex.join(["xl", "-vvv", "migrate", domain, destination])
+        argv = ["sh", "-c", f"echo {PID_MARK}$$; exec timeout {int(timeout)} {command}"]
         started = self.clock()
         t0 = time.monotonic()
         proc = self.runners[source].stream(argv)
         assert proc.stdout is not None
-        stamped = [(time.monotonic() - t0, line.rstrip("\n")) for line in proc.stdout]
+        stamped: list[tuple[float, str]] = []
+        pid = ""
+        timer: threading.Timer | None = None
+
+        def cancel() -> str:
+            if not pid:
+                raise LabError("the remote xl's PID is not known")
+            self.runners[source].run(["kill", "-INT", pid])
+            return f"SIGINT to `timeout xl migrate` (pid {pid}) on {source}"
+
+        for line in proc.stdout:
+            at = time.monotonic() - t0
+            if line.startswith(PID_MARK) and not pid:
+                pid = line[len(PID_MARK):].strip()
+                continue
+            stamped.append((at, line.rstrip("\n")))
+            if injection is not None and timer is None and TRANSFER_STARTED in line:
+                def fire(injection: Injection = injection) -> None:
+                    injection.fire(time.monotonic() - t0, cancel=cancel)
+                timer = threading.Timer(max(0.0, injection.after_s - at), fire)
+                timer.daemon = True
+                timer.start()
         rc = proc.wait()
+        if timer is not None:
+            timer.cancel()
+            timer.join()
         ended = self.clock()
         parsed = parse_xl_migrate(stamped)
         status = ("completed" if rc == 0 and parsed.succeeded
-                  else "timeout" if rc == 124 else "failed")
+                  else "timeout" if rc == 124 else "cancelled"
+                  if injection is not None and injection.cancel and injection.done
+                  and not injection.failed else "failed")
         tail = [line for _, line in stamped if "debug:" not in line
                 and "xc: detail" not in line][-40:]
+        error = ""
+        if status != "completed":
+            error = parsed.error or f"xl migrate exited {rc} without an error line"
+            if status == "cancelled":
+                error = f"cancelled on request (xl exited {rc}); {error}"
         return MigrationResult(
             domain=domain, source=source, destination=destination, status=status,
             started_at=started, ended_at=ended, total_time_ms=(ended - started) * 1000.0,
-            downtime_ms=parsed.downtime_ms, toolstack="xl",
-            error=parsed.error if status != "completed" else "",
-            raw={"command": " ".join(argv[2:]), "rc": rc,
+            downtime_ms=parsed.downtime_ms, toolstack="xl", error=error,
+            raw={"command": command, "rc": rc,
                  "events_s": {k: round(v, 3) for k, v in parsed.events_s.items()},
-                 "output": "\n".join(tail)[-3000:]},
+                 "output": "\n".join(tail)[-3000:],
+                 **({"injection": injection.as_dict()} if injection else {})},
         )
+
+
+PID_MARK = "XENLAB-PID "
+TRANSFER_STARTED = "xc: info: Saving domain"  # libxc's save stream has begun

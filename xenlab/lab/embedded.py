@@ -28,7 +28,7 @@ from testinfra.host import Host
 from xenlab.errors import LabError
 from xenlab.hosts.access import embedded_host
 from xenlab.hosts.runner import Runner, anchor_argv, host_prefix
-from xenlab.hypervisor.base import MigrationResult
+from xenlab.hypervisor.base import DomainState, Injection, MigrationFault, MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.hypervisor.qmp import BlockBacking, block_backings
@@ -54,6 +54,10 @@ from xenlab.storage.lvm import (
 
 DEFAULT_CACHE = Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
 DROPBEAR = "/usr/sbin/dropbear"
+# the fault suite: a migration capped at this rate lasts seconds, and the fault is set off
+# this long into it
+FAULT_BANDWIDTH_MIB_S = 16
+FAULT_AFTER_S = 0.5
 
 # Faults the embedded lab can be built with, so self-tests (and users) can see each check
 # catch what it is meant to catch.
@@ -480,26 +484,66 @@ class EmbeddedLab(BuiltLab):
         running = self.hypervisor.running_on(self.inventory.domain.name)
         return running[0] if len(running) == 1 else None
 
-    def migrate(self, destination: str) -> MigrationResult:
-        """Live-migrate the guest from where it runs now to `destination`."""
+    def migrate(self, destination: str, *, fault: MigrationFault | None = None,
+                timeout: float | None = None) -> MigrationResult:
+        """Live-migrate the guest from where it runs now to `destination`; with `fault`, one
+        fault is set off mid-transfer (the fault suite) and undone afterwards."""
         assert self.hypervisor is not None
         source = self.guest_host
         if source is None or destination not in self.hosts:
             raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
                            f"to {destination}")
         cut = self._cut_later(destination) if "migration-cut" in self.faults else None
+        injection = self._injection(fault, destination) if fault else None
         try:
             result = self.hypervisor.migrate(
                 self.inventory.domain.name, source, destination, self.domain_config(destination),
-                timeout=self.inventory.limits.migration_timeout_s, audit=self.memory_audit)
+                timeout=timeout or self.inventory.limits.migration_timeout_s,
+                audit=self.memory_audit, injection=injection,
+                bandwidth_mib_s=FAULT_BANDWIDTH_MIB_S if fault else None)
         finally:
             if cut is not None:
                 cut.cancel()
+            if cut is not None or fault is MigrationFault.LINK_CUT:
                 self.runner(destination).run(["nft", "delete", "table", "inet", "xenlab_cut"],
                                              check=False)
         if result.completed:
             self.guest_host = destination
         return result
+
+    def _injection(self, fault: MigrationFault, destination: str) -> Injection:
+        domain = self.inventory.domain.name
+        assert self.hypervisor is not None
+        hypervisor = self.hypervisor
+        if fault is MigrationFault.LINK_CUT:
+            return Injection(FAULT_AFTER_S, action=lambda: self._cut(destination))
+        if fault is MigrationFault.DESTINATION_KILLED:
+            return Injection(FAULT_AFTER_S, action=lambda: hypervisor.kill(destination, domain))
+        return Injection(FAULT_AFTER_S, cancel=True)
+
+    def _cut(self, destination: str) -> str:
+        port = self.inventory.relocation_port
+        self.runner(destination).run(["nft", "-f", "-"], input=(
+            "table inet xenlab_cut {\n chain input {\n  type filter hook input priority 0;\n"
+            f"  tcp dport {port} drop\n }}\n}}\n"))
+        return f"nftables on {destination} drops tcp port {port} (the migration stream)"
+
+    def copies(self) -> list[tuple[str, str, str]]:
+        """(host, domain name, state) of every QEMU of the guest, by QEMU's own run state."""
+        assert self.hypervisor is not None
+        name = self.inventory.domain.name
+        return [(h, name, s.value) for h, s in self.hypervisor.states(name).items()
+                if s is not DomainState.ABSENT]
+
+    def start_duplicate(self, host: str) -> None:
+        """Self-test only: a second running copy of the guest on `host` (what a lying
+        harness would not notice)."""
+        assert self.hypervisor is not None
+        self.hypervisor.start(host, self.domain_config(host))
+
+    def stop_duplicate(self, host: str) -> None:
+        assert self.hypervisor is not None
+        self.hypervisor.stop(host, self.inventory.domain.name)
 
     @contextlib.contextmanager
     def relocation_listener(self, destination: str) -> Iterator[None]:
@@ -528,10 +572,7 @@ class EmbeddedLab(BuiltLab):
 
     def _cut_later(self, destination: str, after_s: float = 0.3) -> threading.Timer:
         """The migration-cut fault: drop the relocation port on the destination mid-way."""
-        rules = ("table inet xenlab_cut {\n chain input {\n  type filter hook input priority 0;\n"
-                 f"  tcp dport {self.inventory.relocation_port} drop\n }}\n}}\n")
-        timer = threading.Timer(after_s, lambda: self.runner(destination).run(
-            ["nft", "-f", "-"], input=rules, check=False))
+        timer = threading.Timer(after_s, lambda: self._cut(destination))
         timer.start()
         return timer
 

@@ -31,10 +31,10 @@ from testinfra.host import Host
 
 from xenlab.errors import CommandError, LabError
 from xenlab.hosts.runner import Runner, ssh_runner
-from xenlab.hypervisor.base import MigrationResult
+from xenlab.hypervisor.base import Injection, MigrationFault, MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
 from xenlab.hypervisor.qmp import BlockBacking
-from xenlab.hypervisor.xen import XenCliDriver, live_migration_blocker
+from xenlab.hypervisor.xen import XenCliDriver, listed_state, live_migration_blocker
 from xenlab.inventory.model import Inventory
 from xenlab.lab import journal as jr
 from xenlab.lab.built import BuiltLab
@@ -61,6 +61,12 @@ XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem=384M,max:384M dom0_max_vcpus=
             "loglvl=all guest_loglvl=all noreboot")
 DOM0_ARGS = "console=hvc0 earlyprintk=xen"
 BOOT_TIMEOUT_S = 240.0
+# SSH between the dom0s (xl migrate's transport) notices a dead peer within ~6 s, as a lab
+# administrator sets it up so a cut link fails a migration instead of hanging it for hours
+DOM0_SSH_CLIENT = "Host *\n  ServerAliveInterval 2\n  ServerAliveCountMax 3\n"
+DOM0_SSHD_ALIVE = "ClientAliveInterval 2\nClientAliveCountMax 3\n"
+FAULT_AFTER_S = 8.0  # into xl's save stream (which lasts ~30 s here) when a fault is set off
+SETTLE_S = 45.0  # how long a half-received copy may take to go away by itself
 
 
 def _mac(index: int) -> str:
@@ -86,6 +92,7 @@ class EmbeddedXenLab(BuiltLab):
         self.local = Runner("controller")
         self.hypervisor: XenCliDriver | None = None
         self._hosts: dict[str, Host] = {}
+        self._vblade: subprocess.Popen[bytes] | None = None
 
     # -- naming --------------------------------------------------------------------------
     @property
@@ -223,6 +230,8 @@ class EmbeddedXenLab(BuiltLab):
             "/root/.ssh/authorized_keys": (keys["client_pub"], 0o600),
             "/root/.ssh/id_ed25519": (keys["client"], 0o600),
             "/root/.ssh/known_hosts": (keys["known_hosts"], 0o644),
+            "/root/.ssh/config": (DOM0_SSH_CLIENT, 0o600),
+            "/etc/ssh/sshd_config.d/xenlab-alive.conf": (DOM0_SSHD_ALIVE, 0o644),
         }
 
     def _boot(self, index: int, name: str, directory: Path, seed: Path) -> subprocess.Popen[bytes]:
@@ -273,16 +282,36 @@ class EmbeddedXenLab(BuiltLab):
         self.journal.add_image(str(image))
         with open(image, "wb") as f:
             f.truncate(inv.image_size)
-        storage = self.storage
-        argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.interface, str(image)]
+        self._start_vblade()
+        apply(storage_steps(inv, self.etherd_device), self.runner,
+                                 self.progress)
+
+    def _start_vblade(self) -> None:
+        assert self.storage is not None
+        inv, storage = self.inventory, self.storage
+        argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.interface,
+                str(self.image_path)]
         proc = storage.runner.spawn(argv, log=str(storage.directory / "vblade.log"))
         storage.record_process(proc.pid, "vblade")
         time.sleep(0.1)
         if proc.poll() is not None:
             raise LabError(f"vblade on {storage.name} exited {proc.returncode}: "
                            f"{_tail(storage.directory / 'vblade.log')}")
-        apply(storage_steps(inv, self.etherd_device), self.runner,
-                                 self.progress)
+        self._vblade = proc
+
+    def storage_outage(self, seconds: float) -> str:
+        """The storage target stopped (SIGTERM to the vblade this lab started) for `seconds`,
+        then started again on the same image: the dom0s' aoe driver retransmits meanwhile."""
+        assert self.storage is not None
+        proc = self._vblade
+        if proc is None or proc.poll() is not None:
+            raise LabError(f"vblade does not run on {self.storage.name}")
+        proc.terminate()
+        proc.wait(timeout=10)
+        time.sleep(seconds)
+        self._start_vblade()
+        return (f"vblade (pid {proc.pid}) on {self.storage.name} stopped for {seconds:g} s, "
+                f"then started again (pid {self._vblade.pid if self._vblade else '?'})")
 
     def _ssh(self, host: str, script: str, input: str | None = None,
              timeout: float = 300.0) -> str:
@@ -418,16 +447,90 @@ class EmbeddedXenLab(BuiltLab):
         running = self.hypervisor.running_on(self.inventory.domain.name)
         return running[0] if len(running) == 1 else None
 
-    def migrate(self, destination: str) -> MigrationResult:
+    def migrate(self, destination: str, *, fault: MigrationFault | None = None,
+                timeout: float | None = None) -> MigrationResult:
+        """`xl migrate` from where the guest runs to `destination`; with `fault`, one fault
+        set off mid-stream, undone afterwards, and half-received copies waited for."""
         assert self.hypervisor is not None
         source = self.guest_location()
         if source is None or destination == source:
             raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
                            f"to {destination}")
-        result = self.hypervisor.migrate(self.inventory.domain.name, source, destination,
-                                         timeout=self.inventory.limits.migration_timeout_s)
+        injection = self._injection(fault, source, destination) if fault else None
+        try:
+            result = self.hypervisor.migrate(
+                self.inventory.domain.name, source, destination,
+                timeout=timeout or self.inventory.limits.migration_timeout_s,
+                injection=injection)
+        finally:
+            if fault is MigrationFault.LINK_CUT:
+                self.runner(destination).run(["nft", "delete", "table", "inet", "xenlab_cut"],
+                                             check=False)
+        if fault is not None:
+            result.raw["cleanup"] = self.settle(destination)
         return result
 
+    def _injection(self, fault: MigrationFault, source: str, destination: str) -> Injection:
+        if fault is MigrationFault.LINK_CUT:
+            return Injection(FAULT_AFTER_S, action=lambda: self._cut(source, destination))
+        if fault is MigrationFault.DESTINATION_KILLED:
+            return Injection(FAULT_AFTER_S, action=lambda: self._kill_receiver(destination))
+        return Injection(FAULT_AFTER_S, cancel=True)
+
+    def _cut(self, source: str, destination: str) -> str:
+        address = self.inventory.host(source).address
+        self.runner(destination).run(["nft", "-f", "-"], input=(
+            "table inet xenlab_cut {\n chain input {\n  type filter hook input priority 0;\n"
+            f"  ip saddr {address} tcp dport 22 drop\n }}\n}}\n"))
+        return (f"nftables on {destination} drops tcp port 22 from {source} ({address}): "
+                "xl's migration stream")
+
+    def _kill_receiver(self, destination: str) -> str:
+        """SIGKILL to `xl migrate-receive` on the destination (started by this migration)."""
+        table = self.runner(destination).run(["ps", "-eo", "pid=,args="]).stdout
+        pids = [line.split(None, 1)[0] for line in table.splitlines()
+                if " xl migrate-receive" in f" {line.split(None, 1)[-1]}"]
+        if len(pids) != 1:
+            raise LabError(f"expected one `xl migrate-receive` on {destination}, found "
+                           f"{len(pids)}")
+        self.runner(destination).run(["kill", "-KILL", pids[0]])
+        return f"SIGKILL to `xl migrate-receive` (pid {pids[0]}) on {destination}"
+
+    def copies(self) -> list[tuple[str, str, str]]:
+        """(host, domain name, state) of every copy of the guest, half-received ones
+        (`vm1--incoming`) too."""
+        assert self.hypervisor is not None
+        name = self.inventory.domain.name
+        found = []
+        for spec in self.inventory.resources:
+            for listed in self.hypervisor.listed(spec.name):
+                if listed.name == name or listed.name.startswith(f"{name}--"):
+                    found.append((spec.name, listed.name, listed_state(listed).value))
+        return found
+
+    def settle(self, destination: str) -> list[str]:
+        """After a faulted migration: wait for half-received copies to go away by themselves
+        (xl's receiver destroys its copy when the stream ends); destroy what stays, and say
+        so."""
+        name = self.inventory.domain.name
+        assert self.hypervisor is not None
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            strays = [(h, n) for h, n, _ in self.copies() if n != name]
+            if not strays or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        notes = []
+        for host, stray in strays:
+            self.hypervisor.destroy(host, stray)
+            notes.append(f"destroyed {stray} left on {host} {SETTLE_S:.0f} s after the fault")
+        return notes
+
+    def start_duplicate(self, host: str) -> None:
+        raise LabError("the fault suite's self-tests run on the QEMU-only embedded lab")
+
+    def stop_duplicate(self, host: str) -> None:
+        raise LabError("the fault suite's self-tests run on the QEMU-only embedded lab")
 
 
 def _tail(path: Path, size: int = 1500) -> str:

@@ -45,12 +45,14 @@ class Results:
     calibration: list[dict[str, Any]] = field(default_factory=list)
     migrations: list[MigrationRecord] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)  # the fault suite's outcomes
 
     def to_json(self) -> str:
         return json.dumps({
             "schema": SCHEMA, "run": self.run, "lab": self.lab, "hosts": self.hosts,
             "calibration": self.calibration,
             "migrations": [m.__dict__ for m in self.migrations],
+            **({"faults": self.faults} if self.faults else {}),
         }, indent=2, default=str)
 
     def write(self, path: Path) -> Path:
@@ -75,7 +77,7 @@ def parse_results(text: str, source: str = "results.json") -> Results:
         raise ParseError(source, f"a migration record is malformed: {exc}") from None
     return Results(lab=data.get("lab", {}), hosts=data.get("hosts", {}),
                    calibration=data.get("calibration", []), migrations=migrations,
-                   run=data.get("run", {}))
+                   run=data.get("run", {}), faults=list(data.get("faults", [])))
 
 
 def load_results(path: str | Path) -> Results:
