@@ -245,6 +245,11 @@ def _down(args: argparse.Namespace) -> int:
     if name is None:
         inventory = args.inventory or "inventories/embedded-xen.yml"
         name = load_inventory(inventory).lab
+    holder = jr.NameLock(name).held_elsewhere()
+    if holder and not args.force:
+        print(f"xenlab: lab '{name}' is in use by {holder}; that run tears it down itself "
+              "(--force to tear it down anyway)", file=sys.stderr)
+        return 2
     removed = jr.reap(name, Path(args.root), force=args.force)
     if not removed:
         print(f"lab '{name}': nothing to remove")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -77,3 +78,35 @@ def test_reap_refuses_a_lab_whose_run_is_alive(tmp_path: Path) -> None:
     finally:
         owner.kill()
         owner.wait()
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from xenlab.lab import journal as jr
+jr.LOCK_ROOT = Path(sys.argv[1])
+jr.NameLock("twin").acquire(Path("/elsewhere"))
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_lab_name_is_held_machine_wide_until_its_run_ends(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jr, "LOCK_ROOT", tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        lock = jr.NameLock("twin")
+        with pytest.raises(LabBusyError, match=f"PID {holder.pid} \\(lab root /elsewhere\\)"):
+            lock.acquire(tmp_path / "labs")  # another root: the name is what collides
+        assert f"PID {holder.pid}" in (jr.NameLock("twin").held_elsewhere() or "")
+        jr.NameLock("other").acquire(tmp_path)  # another name is free
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the lock, nothing to clean by hand
+        holder.wait()
+    assert jr.NameLock("twin").held_elsewhere() is None
+    lock.acquire(tmp_path / "labs")
+    lock.release()
+    assert not (tmp_path / "twin.lock").exists()

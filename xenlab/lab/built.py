@@ -32,8 +32,21 @@ class BuiltLab(Strategy):
     def down(self) -> None:
         raise NotImplementedError
 
+    _name_lock: jr.NameLock | None = None
+
+    def hold_name(self) -> None:
+        """This run's claim on the lab name (machine-wide), before anything is touched."""
+        if self._name_lock is None:
+            self._name_lock = jr.NameLock(self.inventory.lab)
+        self._name_lock.acquire(self.root)
+
+    def release_name(self) -> None:
+        if self._name_lock is not None:
+            self._name_lock.release()
+
     def up(self) -> None:
         """Reap what an earlier run left, then build the whole lab with the guest running."""
+        self.hold_name()
         removed = jr.reap(self.inventory.lab, self.root)
         if removed:
             self.progress.say(f"reaped a stale lab '{self.inventory.lab}': {len(removed)} items "

@@ -173,6 +173,7 @@ class EmbeddedLab(BuiltLab):
             if self.hypervisor:
                 self.hypervisor.close()
             jr.reap(self.inventory.lab, self.root, force=True)
+        self.release_name()
         self.force(LabState.ABSENT)
         self.hosts.clear()
         self.journal = None

@@ -121,6 +121,7 @@ class EmbeddedXenLab(BuiltLab):
                         subprocess.run(["ssh", "-F", str(self.ssh_dir / "config"), "-O", "exit",
                                         spec.name], capture_output=True, check=False, timeout=10)
             jr.reap(self.inventory.lab, self.root, force=True)
+        self.release_name()
         self.force(LabState.ABSENT)
         self._hosts.clear()
         self.journal = None

@@ -7,6 +7,7 @@ A run killed with SIGKILL leaves the journal behind; the next run reads it and r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -168,6 +169,65 @@ CONTROL_ROOT = Path("/run/xenlab")
 def control_dir(lab: str) -> Path:
     """Where a lab's SSH connection-sharing sockets live (short: a socket path is limited)."""
     return CONTROL_ROOT / lab
+
+
+LOCK_ROOT = Path("/run/xenlab-locks")  # beside CONTROL_ROOT: a lab may be named anything
+
+
+class NameLock:
+    """A lab name held by one run on this machine, whatever its lab root: namespaces and
+    sockets are named after the lab, so a second run of the same name (even under another
+    --lab-root) must not build, or reap, beside it. The kernel drops the lock when the
+    holder exits, SIGKILL included, so a killed run never blocks the next."""
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self.path = LOCK_ROOT / f"{lab}.lock"
+        self._fd: int | None = None
+
+    def acquire(self, root: Path) -> None:
+        if self._fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 512).decode(errors="replace").strip() or "another run"
+                os.close(fd)
+                raise LabBusyError(f"lab '{self.lab}' is in use on this machine by {holder}; "
+                                   "choose another lab name in the inventory (lab: ...) or "
+                                   "wait for that run to end") from None
+            try:  # the holder before us may have removed the file: lock the one in place
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"the run with PID {os.getpid()} (lab root {root})\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # nothing of the lab stays, not even this
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def held_elsewhere(self) -> str | None:
+        """Who holds the name, if another process does (for `xenlab lab down`)."""
+        if self._fd is not None or not self.path.exists():
+            return None
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        except BlockingIOError:
+            return os.read(fd, 512).decode(errors="replace").strip() or "another run"
+        finally:
+            os.close(fd)
 
 
 def reap(lab: str, root: Path = DEFAULT_ROOT, *, force: bool = False) -> list[str]:
