@@ -343,3 +343,59 @@ def test_a_failing_virsh_list_names_host_and_command() -> None:
     source = FakeHost({"list": Result(1, "", "error: failed to connect to the hypervisor\n")})
     with pytest.raises(LabError, match=r"on xen1: .*virsh --connect qemu:///system list --all"):
         _driver(source, FakeHost({}), Clock()).state("xen1", "vm1")
+
+
+# -- captured from libvirt 9.0.0's libxl driver on the embedded Xen lab (embedded-xen/) ------
+
+XEN = "embedded-xen/"
+
+
+def test_captured_list_before_and_after_a_live_migration() -> None:
+    before = parse_virsh_list(_read(XEN + "virsh-list-all-r1-before.txt"))
+    assert before == [VirshDomain("Domain-0", 0, "running"), VirshDomain("vm1", 2, "running")]
+    after_source = parse_virsh_list(_read(XEN + "virsh-list-all-r1-after.txt"))
+    after_destination = parse_virsh_list(_read(XEN + "virsh-list-all-r2-after.txt"))
+    assert [d.name for d in after_source] == ["Domain-0"]  # a transient domain leaves
+    assert after_destination[1] == VirshDomain("vm1", 1, "running")
+    hosts = {"xen1": cast(Host, FakeHost({"list": Result(0, _read(XEN + "virsh-list-all-r1-after.txt"))})),
+             "xen2": cast(Host, FakeHost({"list": Result(0, _read(XEN + "virsh-list-all-r2-after.txt"))}))}
+    driver = VirshDriver(hosts, driver="xen")
+    assert driver.states("vm1") == {"xen1": DomainState.ABSENT, "xen2": DomainState.RUNNING}
+
+
+def test_captured_domjobinfo_of_the_libxl_driver() -> None:
+    during = parse_domjobinfo(_read(XEN + "virsh-domjobinfo-during-migration-r2.txt"))
+    assert during.has_job and not during.completed
+    assert (during.job_type, during.operation, during.time_elapsed_ms) == (
+        "Unbounded", "Unknown", 7676)
+    assert during.data_processed is None  # libxl reports no data figures
+    idle = parse_domjobinfo(_read(XEN + "virsh-domjobinfo-r2-after.txt"))
+    assert idle.job_type == "None" and not idle.has_job
+
+
+def test_captured_libxl_refusals_keep_the_migration_and_say_why() -> None:
+    """Real libxl: the destination refuses --completed, the source no longer has the domain;
+    either way the migration stands, timed by the wall clock, and the reason is kept."""
+    for name, words in (("virsh-domjobinfo-completed-r2-after.stderr",
+                         "unsupported flags (0x1) in function libxlDomainGetJobStats"),
+                        ("virsh-domjobinfo-completed-r1-after.stderr",
+                         "failed to get domain 'vm1'")):
+        source = FakeHost({"migrate": Result(0, "\n", "\rMigration: [100 %]"),
+                           "domjobinfo": Result(1, "\n", _read(XEN + name))})
+        result = _driver(source, FakeHost({}), Clock(0.0, 44.16), driver="xen").migrate(
+            "vm1", "xen1", "xen2")
+        assert result.completed and result.total_time_ms == pytest.approx(44160.0)
+        assert result.downtime_ms is None and result.raw["total_time_source"] == "wall clock"
+        assert words in str(result.raw["jobinfo_error"])
+
+
+@pytest.mark.parametrize("name", ["virsh-migrate-dest-libvirtd-down.stderr",
+                                  "virsh-migrate-unresolvable-host.stderr",
+                                  "virsh-migrate-missing-domain.stderr"])
+def test_captured_migration_failures_are_reported_verbatim(name: str) -> None:
+    text = _read(XEN + name)
+    source = FakeHost({"migrate": Result(1, "\n", text)})
+    result = _driver(source, FakeHost({}), Clock(0.0, 3.0), driver="xen").migrate(
+        "vm1", "xen1", "xen2")
+    assert result.status == "failed" and result.error == text.strip()[-500:]
+    assert result.error.startswith("error: ")

@@ -339,7 +339,7 @@ class EmbeddedXenLab(BuiltLab):
     def _image_and_config_steps(self) -> list[Step]:
         """The guest image (the article's xenimage.tgz, fixed up) and the domain configs."""
         inv = self.inventory
-        with tempfile.TemporaryDirectory(prefix="xenlab-image-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="xenlab-image-", dir=self.directory) as tmp:
             root = Path(tmp) / "root"
             ldd = self.local.run(["ldd", DROPBEAR]).stdout
             ssh = GuestSsh(server=DROPBEAR, libraries=tuple(parse_ldd(ldd)),

@@ -280,7 +280,7 @@ def seed_image(target: Path, files: dict[str, tuple[str, int]], env: dict[str, s
                runner: Runner | None = None) -> None:
     """A host's seed disk: `host.env` (shell variables) and files copied over / at boot."""
     runner = runner or Runner()
-    with tempfile.TemporaryDirectory(prefix="xenlab-seed-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="xenlab-seed-", dir=target.parent) as tmp:
         root = Path(tmp)
         _write(root / "host.env", "".join(f"{k}={v}\n" for k, v in env.items()))
         for path, (text, mode) in files.items():
