@@ -18,6 +18,7 @@ from xenlab.checks.xen import (
     relocation_findings,
     relocation_open_to_all,
 )
+from xenlab.hypervisor.virsh import destination_uri
 from xenlab.inventory import Inventory, Toolstack
 from xenlab.lab import Lab
 
@@ -76,6 +77,22 @@ def test_xl_ssh_transport(resource_name: str, host_of: Callable[[str], Host],
         result = host.run("ssh -o BatchMode=yes -o ConnectTimeout=5 %s true", other.name)
         assert result.rc == 0, (f"xl migrate from {resource_name} to {other.name} needs key-based "
                                 f"ssh: {result.stderr.strip()[-300:]}")
+
+
+def test_libvirt_reaches_every_other_host(resource_name: str, host_of: Callable[[str], Host],
+                                         inventory: Inventory) -> None:
+    """libvirt migrates through the destination's libvirtd over ssh: from each resource host,
+    `virsh -c xen+ssh://root@OTHER/system uri` (or qemu+ssh) must answer."""
+    only_for(inventory, Toolstack.LIBVIRT)
+    host = host_of(resource_name)
+    for other in inventory.resources:
+        if other.name == resource_name:
+            continue
+        uri = destination_uri(inventory.libvirt_driver, str(other.address))
+        result = host.run("env LC_ALL=C timeout 60 virsh -c %s uri", uri)
+        assert result.rc == 0, (f"virsh migrate from {resource_name} to {other.name} needs "
+                                f"{uri} to answer (key-based ssh, libvirtd running there): "
+                                f"{(result.stderr or result.stdout).strip()[-300:]}")
 
 
 def test_incoming_port_reachable_from_the_source(resource_name: str, lab: Lab,

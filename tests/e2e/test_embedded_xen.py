@@ -65,3 +65,35 @@ def test_certification_of_the_embedded_xen_lab(xen_lab_files: tuple[Path, Path, 
         assert not m["problems"], m["problems"]
     assert (tmp_path / "report.html").stat().st_size > 10_000
     assert leftovers(name, root) == []
+
+
+def test_certification_through_libvirt(tmp_path: Path) -> None:
+    """The same lab driven by libvirt (libxl) in the dom0s: `virsh create` from the XML
+    xenlab renders, `virsh migrate --live` there and back, the suites pass, nothing left."""
+    if os.geteuid() != 0:
+        pytest.skip("the embedded Xen lab needs root")
+    name = f"v{os.getpid() % 10000}"
+    inventory = tmp_path / "lab.yml"
+    inventory.write_text((REPO / "inventories/embedded-xen-libvirt.yml").read_text().replace(
+        "lab: embedded-virsh", f"lab: {name}"))
+    root = tmp_path / "labs"
+    results_file = tmp_path / "results.json"
+    done = subprocess.run(suites(inventory, root, "--lab-results", str(results_file),
+                                 "--lab-report", str(tmp_path / "report.html"), "-v"),
+                          cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-4000:]
+    out = done.stdout + done.stderr
+    for step in ("xen_resource_1: libvirtd (xen:///system): done",
+                 "xen_resource_2: domain config /etc/xen/vm1.xml: done",
+                 "xen_resource_1: virsh create /etc/xen/vm1.xml: done",
+                 "test_libvirt_reaches_every_other_host[xen_resource_1] PASSED"):
+        assert step in out, step
+    migrations = json.loads(results_file.read_text())["migrations"]
+    assert [(m["source"], m["destination"], m["status"]) for m in migrations] == [
+        ("xen_resource_1", "xen_resource_2", "completed"),
+        ("xen_resource_2", "xen_resource_1", "completed")]
+    for m in migrations:
+        assert m["hypervisor"]["toolstack"] == "libvirt"
+        assert m["hypervisor"]["downtime_ms"] is None  # libxl keeps no job statistics
+        assert m["network"]["received"] > 0 and not m["problems"], m["problems"]
+    assert leftovers(name, root) == []

@@ -4,6 +4,7 @@ comes from where), and the libvirt driver's commands and migration record."""
 from __future__ import annotations
 
 import shlex
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -13,6 +14,7 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError, ParseError
 from xenlab.hypervisor.base import DomainState
+from xenlab.hypervisor.domconfig import parse_domain_config, render_domain_config, render_libvirt_xml
 from xenlab.hypervisor.virsh import (
     VirshDomain,
     VirshDriver,
@@ -26,6 +28,7 @@ from xenlab.hypervisor.virsh import (
     size_to_bytes,
     virsh_state,
 )
+from xenlab.inventory import load_inventory
 
 DATA = Path(__file__).parents[1] / "data" / "libvirt"
 
@@ -399,3 +402,25 @@ def test_captured_migration_failures_are_reported_verbatim(name: str) -> None:
         "vm1", "xen1", "xen2")
     assert result.status == "failed" and result.error == text.strip()[-500:]
     assert result.error.startswith("error: ")
+
+
+# -- the domain XML rendered from the xl config -----------------------------------------------
+
+
+def test_rendered_xml_is_the_one_libvirt_ran_on_the_embedded_xen_lab() -> None:
+    inventory = load_inventory(Path(__file__).parents[2] / "inventories/embedded-xen.yml")
+    config = parse_domain_config(render_domain_config(inventory.domain, toolstack="xl"))
+    rendered = render_libvirt_xml(config)
+    ran = _read(XEN + "vm1.xml")  # written by hand, created and migrated by libvirt 9.0
+    assert ET.canonicalize(rendered, strip_text=True) == ET.canonicalize(ran, strip_text=True)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('memory = 64\n', "no name"),
+    ('name = "a"\ntype = "hvm2"\nmemory = 64\n', "type 'hvm2'"),
+    ('name = "a"\nmemory = "lots"\n', "whole numbers"),
+    ('name = "a"\nmemory = 64\ndisk = ["file:/x.img,xvda,w"]\n', "only phy:"),
+])
+def test_unrenderable_configs_are_named(text: str, problem: str) -> None:
+    with pytest.raises(ParseError, match=problem):
+        render_libvirt_xml(parse_domain_config(text), "vm1.cfg")

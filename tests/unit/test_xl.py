@@ -153,3 +153,18 @@ def test_xm_migration_that_times_out_or_fails_says_so() -> None:
         driver = XenCliDriver("xm", {"a": host})  # type: ignore[dict-item]
         result = driver.migrate("vm1", "a", "b")
         assert result.status == status and "Connection refused" in result.error
+
+
+def test_receiver_pids_find_xl_migrate_receive_however_called() -> None:
+    from xenlab.hypervisor.xen import receiver_pids
+
+    ps = """    1 /bin/busybox init
+  512 sshd: root@notty
+  514 xl -vvv migrate-receive
+  515 /usr/sbin/xl migrate-receive -e
+  600 grep migrate-receive
+  601 sh -c echo xl migrate-receive
+  700 /usr/lib/xen-4.17/bin/xl
+"""
+    assert receiver_pids(ps) == [514, 515]
+    assert receiver_pids("") == []

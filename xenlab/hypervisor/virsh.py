@@ -362,6 +362,14 @@ class VirshDriver:
                            f"{(result.stderr or result.stdout).strip()[-500:]}")
         return str(result.stdout)
 
+    def create(self, host: str, xml_path: str) -> None:
+        """`virsh create FILE`: a transient domain, as `xl create` makes one."""
+        self._check(host, virsh_argv("create", xml_path, connect=self.connect))
+
+    def destroy(self, host: str, domain: str) -> None:
+        _check_domain_name(domain)
+        self._check(host, virsh_argv("destroy", domain, connect=self.connect))
+
     def list_domains(self, host: str) -> list[VirshDomain]:
         return parse_virsh_list(self._check(host, virsh_argv("list", "--all",
                                                              connect=self.connect)))

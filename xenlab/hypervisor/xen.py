@@ -322,5 +322,19 @@ class XenCliDriver:
         )
 
 
+def receiver_pids(ps_text: str) -> list[int]:
+    """PIDs of `xl migrate-receive` in `ps -eo pid=,args=` output (xl may be called by any
+    path, e.g. /usr/sbin/xl, with options before the subcommand)."""
+    pids = []
+    for line in ps_text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not fields[0].isdigit():
+            continue
+        args = fields[1:]
+        if args[0].rsplit("/", 1)[-1] == "xl" and "migrate-receive" in args[1:]:
+            pids.append(int(fields[0]))
+    return pids
+
+
 PID_MARK = "XENLAB-PID "
 TRANSFER_STARTED = "xc: info: Saving domain"  # libxc's save stream has begun

@@ -34,8 +34,15 @@ from xenlab.hosts.runner import Runner, ssh_runner
 from xenlab.hypervisor.base import Injection, MigrationFault, MigrationResult
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
 from xenlab.hypervisor.qmp import BlockBacking
-from xenlab.hypervisor.xen import XenCliDriver, listed_state, live_migration_blocker
-from xenlab.inventory.model import Inventory
+from xenlab.hypervisor.virsh import VirshDriver
+from xenlab.hypervisor.virsh import listed_state as virsh_listed_state
+from xenlab.hypervisor.xen import (
+    XenCliDriver,
+    listed_state,
+    live_migration_blocker,
+    receiver_pids,
+)
+from xenlab.inventory.model import Inventory, Toolstack
 from xenlab.lab import journal as jr
 from xenlab.lab.built import BuiltLab
 from xenlab.lab.embedded import DEFAULT_CACHE, DROPBEAR, LabHost
@@ -50,6 +57,7 @@ from xenlab.provision.steps import (
     apply,
     config_steps,
     image_steps,
+    libvirt_xml_path,
     storage_steps,
     tree_digest,
 )
@@ -90,7 +98,8 @@ class EmbeddedXenLab(BuiltLab):
         self.storage: LabHost | None = None
         self.kit: XenKit | None = None
         self.local = Runner("controller")
-        self.hypervisor: XenCliDriver | None = None
+        self.xl: XenCliDriver | None = None  # xl info and xl's own domains, whatever drives them
+        self.hypervisor: XenCliDriver | VirshDriver | None = None
         self._hosts: dict[str, Host] = {}
         self._vblade: subprocess.Popen[bytes] | None = None
 
@@ -174,8 +183,27 @@ class EmbeddedXenLab(BuiltLab):
         for spec in self.inventory.resources:
             self._wait_ssh(spec.name, procs[spec.name], started)
         names = [h.name for h in self.inventory.resources]
-        self.hypervisor = XenCliDriver("xl", {n: self.host(n) for n in names},
-                                       runners={n: self.runner(n) for n in names})
+        self.xl = XenCliDriver("xl", {n: self.host(n) for n in names},
+                               runners={n: self.runner(n) for n in names})
+        self.hypervisor = self.xl
+        if self.inventory.toolstack is Toolstack.LIBVIRT:
+            for name in names:
+                self._start_libvirtd(name)
+            self.hypervisor = VirshDriver(
+                {n: self.host(n) for n in names}, driver="xen",
+                addresses={h.name: str(h.address) for h in self.inventory.resources})
+
+    def _start_libvirtd(self, host: str) -> None:
+        """libvirtd in a dom0 (no systemd there): started, then asked for its URI."""
+        with self.progress.step(f"{host}: libvirtd (xen:///system)"):
+            self._ssh(host, "mkdir -p /var/log/libvirt /run/libvirt && libvirtd -d")
+            deadline = time.monotonic() + 60
+            while self.runner(host).run(["virsh", "-c", "xen:///system", "uri"], check=False,
+                                        timeout=30).rc != 0:
+                if time.monotonic() > deadline:
+                    log = self._ssh(host, "tail -5 /var/log/libvirt/libvirtd.log || true")
+                    raise LabError(f"{host}: libvirtd does not answer on xen:///system: {log}")
+                time.sleep(0.5)
 
     def _make_keys(self) -> dict[str, str]:
         """The lab's client key (also the dom0s' own, for xl migrate between them) and one
@@ -371,17 +399,21 @@ class EmbeddedXenLab(BuiltLab):
 
     # -- guest ---------------------------------------------------------------------------
     def enter_vm_running(self) -> None:
-        assert self.hypervisor is not None
+        assert self.hypervisor is not None and self.xl is not None
         inv = self.inventory
         first = inv.resources[0].name
         for spec in inv.resources:  # fail early: a guest Xen here cannot live-migrate
-            blocker = live_migration_blocker(self.hypervisor.info(spec.name),
+            blocker = live_migration_blocker(self.xl.info(spec.name),
                                              inv.domain.guest_type,
                                              hap=dict(inv.domain.options).get("hap", 1) != 0)
             if blocker:
                 raise LabError(blocker)
-        with self.progress.step(f"{first}: xl create {inv.domain.config_path}"):
-            self.hypervisor.create(first, inv.domain.config_path)
+        command = ("xl create " + inv.domain.config_path if inv.toolstack is Toolstack.XL
+                   else "virsh create " + libvirt_xml_path(inv))
+        with self.progress.step(f"{first}: {command}"):
+            self.hypervisor.create(first, inv.domain.config_path
+                                   if isinstance(self.hypervisor, XenCliDriver)
+                                   else libvirt_xml_path(inv))
         with self.progress.step(f"{inv.domain.name} answers ping and SSH"):
             self.wait_guest()
 
@@ -458,11 +490,18 @@ class EmbeddedXenLab(BuiltLab):
             raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
                            f"to {destination}")
         injection = self._injection(fault, source, destination) if fault else None
+        limit = timeout or self.inventory.limits.migration_timeout_s
         try:
-            result = self.hypervisor.migrate(
-                self.inventory.domain.name, source, destination,
-                timeout=timeout or self.inventory.limits.migration_timeout_s,
-                injection=injection)
+            if isinstance(self.hypervisor, VirshDriver):
+                if injection is not None:
+                    raise LabError("faults are set off by the xl and QEMU drivers, not by "
+                                   "virsh: run the fault suite on the xl profile")
+                result = self.hypervisor.migrate(self.inventory.domain.name, source,
+                                                 destination, timeout=limit)
+            else:
+                result = self.hypervisor.migrate(self.inventory.domain.name, source,
+                                                 destination, timeout=limit,
+                                                 injection=injection)
         finally:
             if fault is MigrationFault.LINK_CUT:
                 self.runner(destination).run(["nft", "delete", "table", "inet", "xenlab_cut"],
@@ -489,12 +528,11 @@ class EmbeddedXenLab(BuiltLab):
     def _kill_receiver(self, destination: str) -> str:
         """SIGKILL to `xl migrate-receive` on the destination (started by this migration)."""
         table = self.runner(destination).run(["ps", "-eo", "pid=,args="]).stdout
-        pids = [line.split(None, 1)[0] for line in table.splitlines()
-                if " xl migrate-receive" in f" {line.split(None, 1)[-1]}"]
+        pids = receiver_pids(table)
         if len(pids) != 1:
             raise LabError(f"expected one `xl migrate-receive` on {destination}, found "
-                           f"{len(pids)}")
-        self.runner(destination).run(["kill", "-KILL", pids[0]])
+                           f"{len(pids)} in: {table.strip()[-600:]}")
+        self.runner(destination).run(["kill", "-KILL", str(pids[0])])
         return f"SIGKILL to `xl migrate-receive` (pid {pids[0]}) on {destination}"
 
     def copies(self) -> list[tuple[str, str, str]]:
@@ -504,6 +542,11 @@ class EmbeddedXenLab(BuiltLab):
         name = self.inventory.domain.name
         found = []
         for spec in self.inventory.resources:
+            if isinstance(self.hypervisor, VirshDriver):
+                found += [(spec.name, d.name, virsh_listed_state(d).value)
+                          for d in self.hypervisor.list_domains(spec.name)
+                          if d.name == name or d.name.startswith(f"{name}--")]
+                continue
             for listed in self.hypervisor.listed(spec.name):
                 if listed.name == name or listed.name.startswith(f"{name}--"):
                     found.append((spec.name, listed.name, listed_state(listed).value))

@@ -37,6 +37,7 @@ XEN_PACKAGES = (
     "python3-minimal",  # the on-host AoE probe and testinfra's modules
     "iproute2", "iputils-ping", "busybox", "procps", "kmod", "e2fsprogs", "tar", "gzip",
     "nftables",  # fault injection (migration cut) on the dom0s
+    "libvirt-daemon-driver-xen", "libvirt-clients",  # the libvirt profile: libvirtd over libxl
 )
 KERNEL_META = "linux-image-amd64"
 DOM0_BOOT_MODULES = ("virtio_pci", "virtio_blk", "crc32c_generic", "ext4")
@@ -117,7 +118,7 @@ LVM_SED = [  # no udev in dom0: LVM makes its own device nodes
     r"s/^\(\s*\)# monitoring = 1/\1monitoring = 0/",
 ]
 
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"  # bump when the steps below change what a kit holds
 
 
 def recipe_digest() -> str:
@@ -267,7 +268,32 @@ def _configure_rootfs(rootfs: Path, tree: KernelTree, runner: Runner) -> None:
     _write(rootfs / "etc/xen/xl.conf", XL_CONF)
     runner.run(["sed", "-i", *[a for e in LVM_SED for a in ("-e", e)],
                 str(rootfs / "etc/lvm/lvm.conf")])
+    _fit_libvirt(rootfs)
     (rootfs / "root/.ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _fit_libvirt(rootfs: Path) -> None:
+    """libvirtd in a dom0 under QEMU TCG: its Xen driver needs a CPU model matching the host
+    CPU, and TCG's qemu64 (+svm) has neither `vme` nor `sep`, which every model in libvirt's
+    cpu_map needs ("Cannot find suitable CPU model for given data"): add qemu64 without sep.
+    The qemu driver (pulled in by libvirt-daemon) refuses to load without the libvirt-qemu
+    user of libvirt-daemon-system, and a dom0 does not need it: left out."""
+    cpu_map = rootfs / "usr/share/libvirt/cpu_map"
+    model = cpu_map / "x86_qemu64.xml"
+    if not model.exists():
+        raise LabError(f"libvirt's CPU map has no {model.name}: the libvirt packages changed")
+    text = model.read_text().replace("name='qemu64'", "name='qemu64-nosep'")
+    _write(cpu_map / "x86_qemu64-nosep.xml",
+           "".join(line for line in text.splitlines(keepends=True) if "name='sep'" not in line))
+    index = cpu_map / "index.xml"
+    include = "<include filename='x86_qemu64.xml'/>"
+    if include not in index.read_text():
+        raise LabError(f"libvirt's {index.name} does not include x86_qemu64.xml")
+    index.write_text(index.read_text().replace(
+        include, include + "\n    <include filename='x86_qemu64-nosep.xml'/>", 1))
+    for driver in (rootfs / "usr/lib").glob("*/libvirt/connection-driver/libvirt_driver_qemu.so"):
+        driver.unlink()
+    (rootfs / "var/log/libvirt").mkdir(parents=True, exist_ok=True)
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from xenlab.errors import LabError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.domconfig import render_domain_config
+from xenlab.hypervisor.domconfig import parse_domain_config, render_domain_config, render_libvirt_xml
 from xenlab.inventory.model import Inventory
 from xenlab.progress import Progress
 
@@ -189,18 +189,34 @@ def image_steps(inventory: Inventory, tarball_b64: str, digest: str) -> list[Ste
     ]
 
 
+def libvirt_xml_path(inventory: Inventory) -> str:
+    """Where the libvirt toolstack's domain XML goes: beside the xl config (vm1.cfg -> vm1.xml)."""
+    path = inventory.domain.config_path
+    stem = path[:-4] if path.endswith(".cfg") else path
+    return f"{stem}.xml"
+
+
 def config_steps(inventory: Inventory, toolstack: str) -> list[Step]:
-    """The domain config, identical on every resource host."""
+    """The domain config, identical on every resource host (libvirt: the xl config, the
+    article's record, and the domain XML rendered from it, which `virsh create` reads)."""
+    text = render_domain_config(inventory.domain, toolstack=toolstack)
+    files = [(inventory.domain.config_path, text)]
+    if inventory.toolstack.value == "libvirt":
+        xml = render_libvirt_xml(parse_domain_config(text, inventory.domain.config_path))
+        files.append((libvirt_xml_path(inventory), xml))
+    return [_file_step(spec.name, f"domain config {path}", path, content)
+            for spec in inventory.resources for path, content in files]
+
+
+def _file_step(host: str, what: str, path: str, text: str) -> Step:
+    """A file with exactly this content (checked by sha256)."""
     import hashlib
 
-    text = render_domain_config(inventory.domain, toolstack=toolstack)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    path = inventory.domain.config_path
-    return [Step(spec.name, f"domain config {path}",
-                 f"[ \"$(sha256sum {_q(path)} 2>/dev/null | cut -d' ' -f1)\" = {digest} ]",
-                 f"mkdir -p {_q(path.rsplit('/', 1)[0] or '/')} && cat > {_q(path)}",
-                 input=text)
-            for spec in inventory.resources]
+    return Step(host, what,
+                f"[ \"$(sha256sum {_q(path)} 2>/dev/null | cut -d' ' -f1)\" = {digest} ]",
+                f"mkdir -p {_q(path.rsplit('/', 1)[0] or '/')} && cat > {_q(path)}",
+                input=text)
 
 
 def export_steps(inventory: Inventory) -> list[Step]:
@@ -258,7 +274,7 @@ def article_plan(inventory: Inventory, image_b64: str = "<xenimage.tgz, base64>"
     """The whole set-up of the article's lab for `inventory`: what `--lab-plan` prints and
     `--lab-provision` runs on a real lab."""
     etherd = f"/dev/etherd/{inventory.aoe.target}"
-    toolstack = "xl" if inventory.toolstack.value == "xl" else "xm"
+    toolstack = "xm" if inventory.toolstack.value == "xm" else "xl"  # libvirt: xl's syntax
     steps = export_steps(inventory) if inventory.kind.value == "real" else []
     return [*steps, *storage_steps(inventory, etherd), *image_steps(inventory, image_b64, digest),
             *config_steps(inventory, toolstack), *relocation_steps(inventory)]
