@@ -1,6 +1,7 @@
 """The embedded Xen lab end to end: two Xen 4.17 hosts under QEMU, the real aoe initiator and
 LVM in their dom0s, vm1 (PVH) live-migrated there and back with `xl migrate` over SSH, the
-whole certification run by the suites, then nothing left behind."""
+whole certification run by the suites with the fault suite, then nothing left behind; and the
+same lab driven through libvirt."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def test_certification_of_the_embedded_xen_lab(xen_lab_files: tuple[Path, Path, 
     inventory, root, name = xen_lab_files
     results_file = tmp_path / "results.json"
     done = subprocess.run(suites(inventory, root, "--lab-results", str(results_file),
-                                 "--lab-report", str(tmp_path / "report.html"), "--lab-keep"),
-                          cwd=REPO, capture_output=True, text=True, timeout=1500)
+                                 "--lab-report", str(tmp_path / "report.html"), "--lab-keep",
+                                 "--lab-fault-suite"),
+                          cwd=REPO, capture_output=True, text=True, timeout=2400)
     try:
         assert done.returncode == 0, done.stdout[-4000:]
         # provisioning is idempotent: run again on the same dom0s, every step is satisfied
@@ -54,6 +56,15 @@ def test_certification_of_the_embedded_xen_lab(xen_lab_files: tuple[Path, Path, 
                  "xen_resource_2: /dev/vg_xen/lv_vm1 active", "xl create /etc/xen/vm1.cfg"):
         assert step in done.stdout + done.stderr, step
     results = json.loads(results_file.read_text())
+    # the fault suite on real Xen: every fault survived, the storage outage through AoE too
+    faults = {f["fault"]: f for f in results["faults"]}
+    assert sorted(faults) == ["cancel", "destination-killed", "link-cut", "storage-outage"]
+    for fault in faults.values():
+        assert fault["problems"] == [], fault
+    assert "drops tcp port 22 from xen_resource_" in faults["link-cut"]["injected"]
+    assert "SIGKILL to `xl migrate-receive`" in faults["destination-killed"]["injected"]
+    assert faults["cancel"]["status"] == "cancelled"
+    assert faults["storage-outage"]["injected"].startswith("vblade (pid ")
     migrations = results["migrations"]
     assert [(m["source"], m["destination"], m["status"]) for m in migrations] == [
         ("xen_resource_1", "xen_resource_2", "completed"),
