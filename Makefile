@@ -20,7 +20,7 @@ lint:
 	$(VENV)/bin/mypy
 
 test: setup lint
-	$(PYTEST) tests $(ARGS)
+	$(PYTEST) tests --durations=20 $(ARGS)
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_lab.py
