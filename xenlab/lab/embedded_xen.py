@@ -74,7 +74,7 @@ BOOT_TIMEOUT_S = 240.0
 DOM0_SSH_CLIENT = "Host *\n  ServerAliveInterval 2\n  ServerAliveCountMax 3\n"
 DOM0_SSHD_ALIVE = "ClientAliveInterval 2\nClientAliveCountMax 3\n"
 FAULT_AFTER_S = 8.0  # into xl's save stream (which lasts ~30 s here) when a fault is set off
-SETTLE_S = 45.0  # how long a half-received copy may take to go away by itself
+SETTLE_S = 20.0  # how long a half-received copy may take to go away by itself
 
 
 def _mac(index: int) -> str:
