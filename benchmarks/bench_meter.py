@@ -68,7 +68,7 @@ def main() -> int:
             for interval in (0.001, 0.010):
                 errors: dict[int, list[float]] = {}
                 for _ in range(args.runs):
-                    points, _run = calibrate(lab.runner(inventory.observer),
+                    points, _run, _loss = calibrate(lab.runner(inventory.observer),
                                              str(inventory.guest.address), interval,
                                              python=sys.executable, native=lab.probe_binary)
                     for p in points:

@@ -3,6 +3,7 @@ prober, calibration, continuity, the TCP stream, memory audits, results and base
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from xenlab.cli import parse_duration
 from xenlab.errors import ParseError, XenlabError
 from xenlab.lab.qemu_kit import debian_versions, is_version
-from xenlab.measure.calibration import compare, parse_injections, tolerance_ms
+from xenlab.measure.calibration import background_loss, compare, parse_injections, tolerance_ms
 from xenlab.measure.continuity import judge, parse_state
 from xenlab.measure.memaudit import differing_pages
 from xenlab.measure.ping import figures, parse_ping, percentile, timeline
@@ -58,6 +59,20 @@ def test_calibration_of_the_xenlab_prober(data: Path) -> None:
     assert [round(p.injected_ms) for p in points] == [50, 200]
     assert all(p.within for p in points), [p.as_dict() for p in points]
     assert tolerance_ms(0.001) == 2.0 and tolerance_ms(0.010) == 20.0
+    assert background_loss(run, injected) < 0.01  # a quiet target: every other probe answered
+
+
+def test_background_loss_counts_only_probes_away_from_the_outages(data: Path) -> None:
+    run = parse_ping(lines(data, "xenlab-probe-1ms-outages.txt"), 0.001)
+    injected = parse_injections((data / "ping/outages-injected.json").read_text())
+    quiet = background_loss(run, injected)
+    # drop every third reply away from the outages, as a starved guest would
+    margin = 0.1 + run.interval_s * 5
+    near = {r.seq for r in run.replies if any(o.start - margin <= (r.sent or r.time) <= o.end + margin
+                                             for o in injected)}
+    kept = [r for i, r in enumerate(run.replies) if r.seq in near or i % 3]
+    starved = dataclasses.replace(run, replies=kept)
+    assert background_loss(starved, injected) == pytest.approx(quiet + 1 / 3, abs=0.02)
 
 
 def test_iputils_ping_backs_off_during_an_outage(data: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from xenlab.errors import CommandError, ParseError
 from xenlab.hosts.runner import Runner
-from xenlab.measure.ping import PingRun, longest_gap
+from xenlab.measure.ping import PingRun, longest_gap, timeline
 from xenlab.measure.prober import Prober
 
 SCRIPT = (Path(__file__).parent / "outage_script.py").read_text()
@@ -75,11 +75,22 @@ def compare(run: PingRun, injected: list[Injected]) -> list[CalibrationPoint]:
     return points
 
 
+def background_loss(run: PingRun, injected: list[Injected]) -> float:
+    """Share of probes lost away from the injected outages (pure): a target that drops them
+    on its own (an emulated guest starved of CPU) blurs the outages' edges, since a probe
+    lost next to an edge lengthens the gap the meter sees."""
+    margin = 0.1 + run.interval_s * 5
+    away = [p for p in timeline(run)
+            if not any(o.start - margin <= p.sent <= o.end + margin for o in injected)]
+    return sum(p.rtt_ms is None for p in away) / len(away) if away else 0.0
+
+
 def calibrate(observer: Runner, target: str, interval_s: float = 0.001,
               outages_ms: tuple[float, ...] = DEFAULT_OUTAGES_MS, gap_s: float = 0.4,
               python: str = "python3", tool: str = "xenlab", native: str | None = None
-              ) -> tuple[list[CalibrationPoint], PingRun]:
-    """Run the prober while the observer injects the outages; compare."""
+              ) -> tuple[list[CalibrationPoint], PingRun, float]:
+    """Run the prober while the observer injects the outages; compare. Also returns the
+    background loss (probes lost away from the outages)."""
     prober = Prober(observer, target, interval_s, python, tool, native)
     prober.start()
     try:
@@ -91,4 +102,5 @@ def calibrate(observer: Runner, target: str, interval_s: float = 0.001,
     if result.rc != 0:
         raise CommandError(observer.host, "outage injector (nftables)", result.rc,
                            result.stdout, result.stderr)
-    return compare(run, parse_injections(result.stdout)), run
+    injected = parse_injections(result.stdout)
+    return compare(run, injected), run, background_loss(run, injected)
