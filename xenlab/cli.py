@@ -251,6 +251,7 @@ def _down(args: argparse.Namespace) -> int:
               "(--force to tear it down anyway)", file=sys.stderr)
         return 2
     removed = jr.reap(name, Path(args.root), force=args.force)
+    jr.NameLock(name).remove_if_free()
     if not removed:
         print(f"lab '{name}': nothing to remove")
     for item in removed:

@@ -39,6 +39,8 @@ def leftovers(name: str, root: Path) -> list[str]:
     found += [f"/etc/netns/{d.name}" for d in Path("/etc/netns").glob(f"xenlab-{name}-*")]
     if (Path("/run/xenlab") / name).exists():
         found.append(f"directory /run/xenlab/{name}")
+    if Path(f"/run/xenlab-locks/{name}.lock").exists():
+        found.append(f"name lock /run/xenlab-locks/{name}.lock")
     return found
 
 

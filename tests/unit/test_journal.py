@@ -110,3 +110,8 @@ def test_a_lab_name_is_held_machine_wide_until_its_run_ends(tmp_path: Path,
     lock.acquire(tmp_path / "labs")
     lock.release()
     assert not (tmp_path / "twin.lock").exists()
+    # a kept lab's run ended without releasing (the kernel dropped the lock, the file
+    # stayed): `xenlab lab down` removes it with the lab
+    (tmp_path / "kept.lock").write_text("the run with PID 1 (lab root /x)\n")
+    jr.NameLock("kept").remove_if_free()
+    assert not (tmp_path / "kept.lock").exists()

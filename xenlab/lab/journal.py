@@ -215,6 +215,11 @@ class NameLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
+    def remove_if_free(self) -> None:
+        """The lock file of a kept lab's ended run (nobody holds it): removed with the lab."""
+        if self._fd is None and self.path.exists() and self.held_elsewhere() is None:
+            self.path.unlink(missing_ok=True)
+
     def held_elsewhere(self) -> str | None:
         """Who holds the name, if another process does (for `xenlab lab down`)."""
         if self._fd is not None or not self.path.exists():
