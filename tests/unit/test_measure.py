@@ -15,10 +15,17 @@ import pytest
 from xenlab.cli import parse_duration
 from xenlab.errors import ParseError, XenlabError
 from xenlab.lab.qemu_kit import debian_versions, is_version
-from xenlab.measure.calibration import background_loss, compare, parse_injections, tolerance_ms
+from xenlab.measure.calibration import (
+    Injected,
+    background_loss,
+    compare,
+    edge_disturbances,
+    parse_injections,
+    tolerance_ms,
+)
 from xenlab.measure.continuity import judge, parse_state
 from xenlab.measure.memaudit import differing_pages
-from xenlab.measure.ping import figures, parse_ping, percentile, timeline
+from xenlab.measure.ping import Probe, figures, parse_ping, percentile, timeline
 from xenlab.measure.results import (
     Tolerance,
     compare_results,
@@ -73,6 +80,53 @@ def test_background_loss_counts_only_probes_away_from_the_outages(data: Path) ->
     kept = [r for i, r in enumerate(run.replies) if r.seq in near or i % 3]
     starved = dataclasses.replace(run, replies=kept)
     assert background_loss(starved, injected) == pytest.approx(quiet + 1 / 3, abs=0.02)
+
+
+def test_a_loaded_calibration_miss_is_explained(data: Path) -> None:
+    """A real calibration taken with both cores busy: the guest's replies were held up
+    around the 1000 ms outage, so the meter saw it 4.8 ms long; the miss names why."""
+    run = parse_ping(lines(data, "xenlab-probe-loaded-calibration.txt"), 0.001)
+    injected = parse_injections((data / "ping/loaded-injected.json").read_text())
+    points = compare(run, injected)
+    missed = [p for p in points if not p.within]
+    assert [round(p.injected_ms) for p in missed] == [1001]
+    assert missed[0].error_ms is not None and missed[0].error_ms > 2.0 + missed[0].uncertainty_ms
+    assert any("lost outside the outage" in d and "from the start" in d
+               for d in missed[0].disturbances), missed[0].disturbances
+    assert any("held up" in d for d in missed[0].disturbances)
+
+
+def test_a_quiet_calibration_has_no_disturbances(data: Path) -> None:
+    run = parse_ping(lines(data, "xenlab-probe-1ms-outages.txt"), 0.001)
+    injected = parse_injections((data / "ping/outages-injected.json").read_text())
+    assert [p.disturbances for p in compare(run, injected)] == [(), ()]
+
+
+def test_edge_disturbances_each_kind() -> None:
+    """Synthetic probes around one outage [10.0, 10.05]: each kind of disturbance named."""
+    outage = Injected(50.0, 10.0, 10.05, 0.4)
+
+    def probes(lost: set[float] = frozenset(), slow: dict[float, float] | None = None,
+               skip: tuple[float, float] = (0, 0)) -> list[Probe]:
+        out = []
+        for n in range(-20, 70):
+            t = 10.0 + n / 1000.0
+            if skip[0] <= t < skip[1]:
+                continue
+            inside = 10.0 <= t + 0.0003 <= 10.05
+            rtt = None if inside or round(t, 4) in lost else (slow or {}).get(round(t, 4), 0.3)
+            out.append(Probe(n, t, rtt))
+        return out
+
+    assert edge_disturbances(probes(), outage, 0.001, 0.3) == []
+    assert edge_disturbances(probes(lost={9.997}), outage, 0.001, 0.3) == [
+        "probe -3 lost outside the outage, sent -3.0 ms from the start"]
+    assert edge_disturbances(probes(slow={10.052: 2.5}), outage, 0.001, 0.3) == [
+        "reply 52 held up 2.5 ms (median 0.3 ms), sent +2.0 ms from the end"]
+    assert edge_disturbances(probes(skip=(10.0505, 10.0535)), outage, 0.001, 0.3) == [
+        "the prober sent nothing for 4.0 ms at the end"]
+    # the edge's own probe, lost within the injection's uncertainty, is the outage's
+    assert edge_disturbances(probes(lost={9.999}), outage, 0.001, 0.3) == []
 
 
 def test_iputils_ping_backs_off_during_an_outage(data: Path) -> None:

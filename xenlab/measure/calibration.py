@@ -3,13 +3,15 @@ observer-to-guest path, measured back by the prober, and the error of each."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from xenlab.errors import CommandError, ParseError
 from xenlab.hosts.runner import Runner
-from xenlab.measure.ping import PingRun, longest_gap, timeline
+from xenlab.measure.ping import PingRun, Probe, longest_gap, timeline
 from xenlab.measure.prober import Prober
 
 SCRIPT = (Path(__file__).parent / "outage_script.py").read_text()
@@ -34,6 +36,7 @@ class CalibrationPoint:
     measured_ms: float | None  # network downtime the meter saw: longest gap minus an interval
     uncertainty_ms: float  # of the injection's edges
     tolerance_ms: float
+    disturbances: tuple[str, ...] = ()  # what the target or the prober did near the edges
 
     @property
     def error_ms(self) -> float | None:
@@ -41,12 +44,16 @@ class CalibrationPoint:
 
     @property
     def within(self) -> bool:
-        return self.error_ms is not None and abs(self.error_ms) <= self.tolerance_ms
+        """The error within the tolerance, widened by the injection's own uncertainty (the
+        reference is known no better than that)."""
+        return (self.error_ms is not None
+                and abs(self.error_ms) <= self.tolerance_ms + self.uncertainty_ms)
 
-    def as_dict(self) -> dict[str, float | bool | None]:
+    def as_dict(self) -> dict[str, object]:
         return {"injected_ms": self.injected_ms, "measured_ms": self.measured_ms,
                 "error_ms": self.error_ms, "uncertainty_ms": self.uncertainty_ms,
-                "tolerance_ms": self.tolerance_ms, "within": self.within}
+                "tolerance_ms": self.tolerance_ms, "within": self.within,
+                "disturbances": list(self.disturbances)}
 
 
 def tolerance_ms(interval_s: float) -> float:
@@ -63,15 +70,48 @@ def parse_injections(text: str) -> list[Injected]:
         raise ParseError("outage injector output", str(exc), text) from None
 
 
+EDGE_S = 0.006  # how far from an outage's edges a disturbance still moves the edge seen
+DELAYED_MS = 1.0  # a reply this much slower than the run's median was held up on the way
+
+
+def edge_disturbances(probes: list[Probe], outage: Injected, interval_s: float,
+                      median_rtt_ms: float) -> list[str]:
+    """What, next to the outage's edges, moved the gap the meter saw, other than the
+    outage (pure): a reply held up (the target or the path stalled), a probe lost although
+    its reply was due outside the outage, or the prober sending nothing for more than two
+    intervals. An edge seen that far off is the lab's doing, not the meter's."""
+    found: list[str] = []
+    slack = outage.uncertainty_ms / 1000.0 + interval_s / 2
+    for name, edge in (("start", outage.start), ("end", outage.end)):
+        near = [p for p in probes if abs(p.sent - edge) <= EDGE_S]
+        for before, after in itertools.pairwise(near):
+            if after.sent - before.sent > 2 * interval_s:
+                found.append(f"the prober sent nothing for {(after.sent - before.sent) * 1000:.1f}"
+                             f" ms at the {name}")
+        for p in near:
+            due = p.sent + median_rtt_ms / 1000.0
+            at = f"{(p.sent - edge) * 1000:+.1f} ms from the {name}"
+            if p.rtt_ms is not None and p.rtt_ms > median_rtt_ms + DELAYED_MS:
+                found.append(f"reply {p.seq} held up {p.rtt_ms:.1f} ms (median "
+                             f"{median_rtt_ms:.1f} ms), sent {at}")
+            elif p.rtt_ms is None and (due < outage.start - slack or due > outage.end + slack):
+                found.append(f"probe {p.seq} lost outside the outage, sent {at}")
+    return found
+
+
 def compare(run: PingRun, injected: list[Injected]) -> list[CalibrationPoint]:
-    """Each injected outage against the longest reply gap around it (pure)."""
+    """Each injected outage against the longest reply gap around it (pure), with what
+    disturbed its edges."""
     points = []
+    probes = timeline(run)
+    median = statistics.median(r.rtt_ms for r in run.replies) if run.replies else 0.0
     for outage in injected:
         margin = 0.1 + run.interval_s * 5
         gap = longest_gap(run, outage.start - margin, outage.end + margin)
         measured = max(0.0, gap.ms - run.interval_s * 1000.0) if gap else None
-        points.append(CalibrationPoint(outage.ms, measured, outage.uncertainty_ms,
-                                       tolerance_ms(run.interval_s)))
+        points.append(CalibrationPoint(
+            outage.ms, measured, outage.uncertainty_ms, tolerance_ms(run.interval_s),
+            tuple(edge_disturbances(probes, outage, run.interval_s, median))))
     return points
 
 

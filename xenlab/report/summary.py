@@ -70,13 +70,17 @@ def summary_html(results: Results, failed: list[str], inventory_path: str,
             limits.get("downtime_ms")), "downtime of every migration", "xenlab-overview"))
     if results.calibration:
         cal = ", ".join(f"{p['injected_ms']:.0f} ms injected, {_f(p['measured_ms'])} ms measured "
-                        f"(error {_f(p['error_ms'], 2)} ms)" for p in results.calibration)
+                        f"(error {_f(p['error_ms'], 2)} ms, injection ±{_f(p.get('uncertainty_ms'), 2)} ms)"
+                        for p in results.calibration)
+        attempts = results.run.get("calibration_attempts") or []
+        retaken = (f"; taken {len(attempts)} times (the earlier attempts were disturbed by the "
+                   "lab, see results.json)" if len(attempts) > 1 else "")
         worst = max((abs(p["error_ms"]) for p in results.calibration
                      if p["error_ms"] is not None), default=None)
         parts.append(f'<p id="xenlab-calibration"><b>Meter calibration</b> '
                      f"({_f(results.run.get('interval_ms'), 1)} ms probes, "
                      f"{escape(str(results.run.get('prober', '')))} prober): worst error "
-                     f"{_f(worst, 2)} ms; {cal}.</p>")
+                     f"{_f(worst, 2)} ms; {cal}{retaken}.</p>")
     else:
         parts.append('<p id="xenlab-calibration"><b>Meter calibration</b>: not run in this '
                      "session: the network figures carry no stated error.</p>")
