@@ -16,6 +16,7 @@ disk made per host at boot (`seed_image`), never from the shared image.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -181,12 +182,26 @@ def _apt_sources() -> str:
 
 
 def ensure_xen_kit(cache: Path, progress: Progress, runner: Runner | None = None) -> XenKit:
-    """The kit for this recipe, built on first use (one progress line per step)."""
-    runner = runner or Runner()
+    """The kit for this recipe, built on first use (one progress line per step). Two runs
+    starting at once (two labs side by side) build it once: the second waits for the first."""
     directory = cache / f"kit-{recipe_digest()}"
     done = directory / "kit.json"
     if done.exists():
         return XenKit(directory, json.loads(done.read_text())["kernel"])
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".build.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with progress.step("Xen kit: another run is building it; waiting"):
+                fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return XenKit(directory, json.loads(done.read_text())["kernel"])
+        return _build(cache, directory, done, progress, runner or Runner())
+
+
+def _build(cache: Path, directory: Path, done: Path, progress: Progress,
+           runner: Runner) -> XenKit:
     if shutil.which("debootstrap") is None:
         raise LabError("debootstrap is not installed (scripts/setup.sh installs it)")
     mirror = debian_mirror(_apt_sources())
