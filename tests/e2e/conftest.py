@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labrun import REPO
+from labrun import REPO, Background, start_certification
+
+XEN_MODULE = "tests/e2e/test_embedded_xen.py"
+
+
+def _phase(item: pytest.Item) -> int:
+    """0: the lab tests that measure (alone on the cores); 1: the abuse test, which starts
+    the Xen certifications in the background; 2: tests of pure logic; 3: the Xen
+    certifications' checks, which wait for those runs."""
+    path = item.nodeid.split("::")[0]
+    if path == XEN_MODULE:
+        return 3
+    if path == "tests/e2e/test_abuse.py":
+        return 1
+    return 0 if path.startswith("tests/e2e/") else 2
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_phase)  # stable: each phase keeps its own order
     skip = pytest.mark.skip(reason="the embedded lab needs root")
     if os.geteuid() != 0:
         for item in items:
@@ -25,3 +43,29 @@ def lab_files(tmp_path: Path) -> tuple[Path, Path, str]:
     inventory = tmp_path / "lab.yml"
     inventory.write_text(text)
     return inventory, tmp_path / "labs", name
+
+
+@pytest.fixture(scope="session")
+def xen_background(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Background]]:
+    """The two embedded Xen certifications (xl with the fault suite, and libvirt), started
+    side by side in the background when the session holds their checks, and only then. They
+    run for about 18 minutes on their own 4 TCG machines while tests that measure nothing
+    (the abuse test, pure logic) go on; `test_embedded_xen.py` waits for them at the end."""
+    wanted = any(item.nodeid.startswith(XEN_MODULE) for item in request.session.items)
+    if not wanted or os.geteuid() != 0:
+        yield {}
+        return
+    tag = os.getpid() % 10000
+    runs = {"xl": start_certification("embedded-xen.yml", "embedded-xen", f"x{tag}",
+                                      tmp_path_factory.mktemp("xl"), "--lab-keep",
+                                      "--lab-fault-suite"),
+            "libvirt": start_certification("embedded-xen-libvirt.yml", "embedded-virsh",
+                                           f"v{tag}", tmp_path_factory.mktemp("libvirt"))}
+    yield runs
+    for run in runs.values():
+        run.stop()
+    # the xl lab is kept for the provisioning re-run: down in any case
+    xl = runs["xl"]
+    subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", xl.name,
+                    "--root", str(xl.root)], cwd=REPO, capture_output=True, check=False)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).parents[2]
@@ -58,3 +59,43 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 120
     raise AssertionError(f"never saw {needle!r}; output:\n{''.join(seen)}")
 
 
+
+
+@dataclass
+class Background:
+    """A certification run started in the background (its output goes to a file: a pipe
+    nobody reads would stop it when full)."""
+    name: str
+    inventory: Path
+    root: Path
+    results: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"the run of lab {self.name} took over {timeout:.0f} s:\n"
+                                 f"{self.log.read_text(errors='replace')[-4000:]}") from None
+        return self.proc.returncode, self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # pytest's SIGTERM: the lab comes down as on Ctrl-C
+            self.proc.wait(timeout=300)
+
+
+def start_certification(profile: str, old_name: str, name: str, tmp: Path,
+                        *args: str) -> Background:
+    """The suites against a copy of inventories/PROFILE under its own lab name and root."""
+    inventory = tmp / "lab.yml"
+    inventory.write_text((REPO / "inventories" / profile).read_text().replace(
+        f"lab: {old_name}", f"lab: {name}"))
+    root, results, log = tmp / "labs", tmp / "results.json", tmp / "output.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(suites(inventory, root, "--lab-results", str(results),
+                                       "--lab-report", str(tmp / "report.html"), "-v", *args),
+                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    return Background(name, inventory, root, results, log, proc)

@@ -3,7 +3,10 @@ random point (SIGINT during the build, SIGKILL of pytest mid-migration, a failin
 left alone), with checks after each run: what it must have removed is gone (a SIGKILLed run
 leaves its lab for the next run to reap, which that run must say), and the next run builds
 the lab again. At the end nothing of the lab is left on the machine. The seed is printed
-(XENLAB_ABUSE_SEED repeats a sequence)."""
+(XENLAB_ABUSE_SEED repeats a sequence).
+
+It checks clean-up, not figures: its lab's limits are loosened, and the embedded Xen
+certifications (`xen_background`) start beside it when the session holds them."""
 
 from __future__ import annotations
 
@@ -14,7 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from labrun import REPO, leftovers, suites, wait_for_line
+
+pytestmark = pytest.mark.usefixtures("xen_background")
 
 RUNS = 10
 KINDS = ("sigint-build", "sigkill-migration", "failing-test", "clean")
@@ -72,6 +78,12 @@ def interrupted_run(kind: str, inventory: Path, root: Path, rng: random.Random,
 
 def test_ten_interrupted_runs_leave_nothing(lab_files: tuple[Path, Path, str]) -> None:
     inventory, root, name = lab_files
+    # the cores are shared with the Xen labs: a migration's figures are not this test's subject
+    text = inventory.read_text()
+    loose = text.replace("limits: {downtime_ms: 1000, loss_pct: 5,",
+                         "limits: {downtime_ms: 10000, loss_pct: 60,")
+    assert loose != text, "inventories/embedded.yml's limits moved: update this test"
+    inventory.write_text(loose)
     seed = int(os.environ.get("XENLAB_ABUSE_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     kinds = list(KINDS) + [rng.choice(KINDS) for _ in range(RUNS - len(KINDS))]
