@@ -14,20 +14,14 @@ from labrun import REPO, Background, start_certification
 XEN_MODULE = "tests/e2e/test_embedded_xen.py"
 
 
-# lab tests whose subject is not a figure (clean-up, faults survived, broken labs caught):
-# they share the cores with the Xen labs; each starts them if it runs first
-BESIDE_XEN = ("tests/e2e/test_abuse.py", "tests/e2e/test_fault_suite.py",
-              "tests/e2e/test_faults.py")
-
-
 def _phase(item: pytest.Item) -> int:
-    """0: the lab tests that measure (alone on the cores); 1: lab tests that measure
-    nothing, the first of which starts the Xen runs in the background; 2: tests of pure
-    logic; 3: the Xen runs' checks, which wait for them."""
+    """0: the lab tests that measure (alone on the cores); 1: the abuse test, which starts
+    the Xen certifications in the background; 2: tests of pure logic; 3: the Xen
+    certifications' checks, which wait for those runs."""
     path = item.nodeid.split("::")[0]
     if path == XEN_MODULE:
         return 3
-    if path in BESIDE_XEN:
+    if path == "tests/e2e/test_abuse.py":
         return 1
     return 0 if path.startswith("tests/e2e/") else 2
 
@@ -54,21 +48,18 @@ def lab_files(tmp_path: Path) -> tuple[Path, Path, str]:
 @pytest.fixture(scope="session")
 def xen_background(request: pytest.FixtureRequest,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Background]]:
-    """Three embedded Xen labs side by side in the background, started when the session
-    holds their checks, and only then: the xl certification, the fault suite on the xl
-    profile, and the libvirt certification. They run on their own 6 TCG machines while lab
-    tests that measure nothing and the pure-logic tests go on; `test_embedded_xen.py` waits
-    for them at the end."""
+    """The two embedded Xen certifications (xl with the fault suite, and libvirt), started
+    side by side in the background when the session holds their checks, and only then. They
+    run for about 18 minutes on their own 4 TCG machines while tests that measure nothing
+    (the abuse test, pure logic) go on; `test_embedded_xen.py` waits for them at the end."""
     wanted = any(item.nodeid.startswith(XEN_MODULE) for item in request.session.items)
     if not wanted or os.geteuid() != 0:
         yield {}
         return
     tag = os.getpid() % 10000
     runs = {"xl": start_certification("embedded-xen.yml", "embedded-xen", f"x{tag}",
-                                      tmp_path_factory.mktemp("xl"), "--lab-keep"),
-            "faults": start_certification("embedded-xen.yml", "embedded-xen", f"f{tag}",
-                                          tmp_path_factory.mktemp("faults"),
-                                          "--lab-fault-suite", suite="test_faults.py"),
+                                      tmp_path_factory.mktemp("xl"), "--lab-keep",
+                                      "--lab-fault-suite"),
             "libvirt": start_certification("embedded-xen-libvirt.yml", "embedded-virsh",
                                            f"v{tag}", tmp_path_factory.mktemp("libvirt"))}
     yield runs

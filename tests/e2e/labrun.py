@@ -88,17 +88,14 @@ class Background:
 
 
 def start_certification(profile: str, old_name: str, name: str, tmp: Path,
-                        *args: str, suite: str | None = None) -> Background:
-    """The suites (or one of them) against a copy of inventories/PROFILE under its own lab
-    name and root."""
+                        *args: str) -> Background:
+    """The suites against a copy of inventories/PROFILE under its own lab name and root."""
     inventory = tmp / "lab.yml"
     inventory.write_text((REPO / "inventories" / profile).read_text().replace(
         f"lab: {old_name}", f"lab: {name}"))
     root, results, log = tmp / "labs", tmp / "results.json", tmp / "output.log"
-    argv = suites(inventory, root, "--lab-results", str(results),
-                  "--lab-report", str(tmp / "report.html"), "-v", *args)
-    if suite:
-        argv[argv.index("suites")] = f"suites/{suite}"
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(suites(inventory, root, "--lab-results", str(results),
+                                       "--lab-report", str(tmp / "report.html"), "-v", *args),
+                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     return Background(name, inventory, root, results, log, proc)

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from labrun import REPO, leftovers, suites
 
-pytestmark = pytest.mark.usefixtures("xen_background")  # see conftest.py
-
 SCENARIOS = ["link-cut", "destination-killed", "cancel"]
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from labrun import REPO, leftovers, suites
 
-pytestmark = pytest.mark.usefixtures("xen_background")  # see conftest.py
-
 CASES = [
     # fault, suite, the tests that must fail (and no other), words the message must carry
     ("fstab-type", "test_guest_image.py", ["test_fstab_root_agrees_with_config_and_lv"],
