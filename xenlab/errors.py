@@ -49,6 +49,19 @@ class LabBusyError(LabError):
     """Another live run owns the lab of this name."""
 
 
+class LabKeptError(LabError):
+    """A lab of this name was kept on purpose (--lab-keep) and is not rebuilt or reaped."""
+
+
+class BadNameError(XenlabError):
+    """A lab name (from an inventory, an option, a variable or the CLI) breaks the rule."""
+
+
+class UserInputError(XenlabError):
+    """A value a user typed or a file a user named is not what was expected: names the
+    input and what was expected."""
+
+
 class MigrationError(XenlabError):
     """A migration could not be started or did not complete."""
 

@@ -18,10 +18,10 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root"
 
 def test_journal_round_trip(tmp_path: Path) -> None:
     journal = jr.Journal.create("unit", tmp_path / "unit")
-    journal.add_namespace("xenlab-unit-a")
+    journal.add_namespace("xenlab-unit--a")
     journal.add_process(os.getpid(), "controller", "me")
     again = jr.Journal.read(tmp_path / "unit")
-    assert again is not None and again.namespaces == ["xenlab-unit-a"]
+    assert again is not None and again.namespaces == ["xenlab-unit--a"]
     assert again.processes[0].pid == os.getpid() and again.processes[0].alive()
     assert jr.Journal.read(tmp_path / "nothing") is None
 
@@ -40,7 +40,7 @@ def test_process_start_tells_a_recycled_pid() -> None:
 @needs_root
 def test_reap_removes_what_a_killed_run_left(tmp_path: Path) -> None:
     """A dead owner: its namespace, the process inside it and its directory all go."""
-    ns = "xenlab-unitreap-h1"
+    ns = "xenlab-unitreap--h1"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         sleeper = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from xenlab.errors import LabError
 from xenlab.hosts.runner import Runner
 from xenlab.inventory.model import Inventory
 from xenlab.lab import journal as jr
@@ -23,7 +24,7 @@ class BuiltLab(Strategy):
     local: Runner
 
     def namespace(self, host: str) -> str:
-        return f"{jr.NAMESPACE_PREFIX}{self.inventory.lab}-{host}"
+        return f"{jr.namespace_prefix(self.inventory.lab)}{host}"
 
     @property
     def switch(self) -> str:
@@ -47,7 +48,12 @@ class BuiltLab(Strategy):
     def up(self) -> None:
         """Reap what an earlier run left, then build the whole lab with the guest running."""
         self.hold_name()
-        removed = jr.reap(self.inventory.lab, self.root)
+        try:
+            removed = jr.reap(self.inventory.lab, self.root)
+            self._refuse_foreign_directory()
+        except BaseException:
+            self.release_name()
+            raise
         if removed:
             self.progress.say(f"reaped a stale lab '{self.inventory.lab}': {len(removed)} items "
                               f"({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
@@ -56,6 +62,19 @@ class BuiltLab(Strategy):
         except BaseException:
             self.down()
             raise
+
+    def _refuse_foreign_directory(self) -> None:
+        """The lab is built in `root/<lab>`; a directory already there that the reaper left
+        (no journal, a symlink, not a directory) is not xenlab's: refuse to build into it."""
+        target = self.root / self.inventory.lab
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise LabError(f"{target} is in the way of lab '{self.inventory.lab}' and is not "
+                           "a lab directory xenlab made; move it away or choose another "
+                           "--lab-root or lab name")
+        if target.is_dir() and any(target.iterdir()):
+            raise LabError(f"{target} already holds files but no lab journal (lab.json), so "
+                           f"xenlab does not build lab '{self.inventory.lab}' over it; move it "
+                           "away or choose another --lab-root or lab name")
 
     def keep(self) -> None:
         """Leave the lab up after this run; `xenlab lab down` removes it later."""

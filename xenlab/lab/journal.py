@@ -10,13 +10,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from xenlab.errors import LabBusyError
+from xenlab.errors import LabBusyError, LabKeptError
+from xenlab.names import check_lab_name
 
 DEFAULT_ROOT = Path(os.environ.get("XENLAB_LAB_ROOT", "/var/lib/xenlab/labs"))
 NAMESPACE_PREFIX = "xenlab-"
@@ -90,12 +92,28 @@ class Journal:
 
     @classmethod
     def read(cls, directory: Path) -> Journal | None:
+        """The journal in `directory`, or None if there is none or it is not one xenlab
+        wrote (a regular file, not a link, of the journal's shape and types)."""
+        path = directory / "lab.json"
         try:
-            data = json.loads((directory / "lab.json").read_text())
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > 1 << 20:
+                return None
+            data = json.loads(path.read_text())
             data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
-            return cls(**data)
-        except (OSError, ValueError, TypeError):
+            journal = cls(**data)
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError):
             return None
+        return journal if journal._well_typed() else None
+
+    def _well_typed(self) -> bool:
+        def ints(*values: object) -> bool:
+            return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        return (isinstance(self.lab, str) and isinstance(self.directory, str)
+                and ints(self.owner_pid, self.owner_start) and isinstance(self.boot, str)
+                and isinstance(self.kept, bool)
+                and all(isinstance(n, str) for n in self.namespaces)
+                and all(isinstance(i, str) for i in self.images)
+                and all(ints(p.pid, p.start) and p.pid > 1 for p in self.processes))
 
     @classmethod
     def create(cls, lab: str, directory: Path) -> Journal:
@@ -108,9 +126,9 @@ class Journal:
 
 
 def lab_namespaces(lab: str) -> list[str]:
-    """Namespaces on this machine that belong to the lab of this name (found by prefix)."""
+    """Namespaces on this machine that belong to the lab of this name (its exact prefix)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    prefix = f"{NAMESPACE_PREFIX}{lab}-"
+    prefix = namespace_prefix(lab)
     return [line.split()[0] for line in out.stdout.splitlines()
             if line.split() and line.split()[0].startswith(prefix)]
 
@@ -168,10 +186,10 @@ CONTROL_ROOT = Path("/run/xenlab")
 
 def control_dir(lab: str) -> Path:
     """Where a lab's SSH connection-sharing sockets live (short: a socket path is limited)."""
-    return CONTROL_ROOT / lab
+    return CONTROL_ROOT / check_lab_name(lab, "lab name")
 
 
-LOCK_ROOT = Path("/run/xenlab-locks")  # beside CONTROL_ROOT: a lab may be named anything
+LOCK_ROOT = Path("/run/xenlab-locks")  # beside CONTROL_ROOT, never inside a lab's files
 
 
 class NameLock:
@@ -181,7 +199,7 @@ class NameLock:
     holder exits, SIGKILL included, so a killed run never blocks the next."""
 
     def __init__(self, lab: str) -> None:
-        self.lab = lab
+        self.lab = check_lab_name(lab, "lab name")
         self.path = LOCK_ROOT / f"{lab}.lock"
         self._fd: int | None = None
 
@@ -190,7 +208,7 @@ class NameLock:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -224,7 +242,10 @@ class NameLock:
         """Who holds the name, if another process does (for `xenlab lab down`)."""
         if self._fd is not None or not self.path.exists():
             return None
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -235,42 +256,143 @@ class NameLock:
             os.close(fd)
 
 
-def reap(lab: str, root: Path = DEFAULT_ROOT, *, force: bool = False) -> list[str]:
-    """Remove whatever the lab `lab` left on this machine. Returns what was removed.
+@dataclass
+class ReapPlan:
+    """What removing lab `lab` would touch, each item proven the lab's own, and what was
+    found but left alone (with the reason). Computed before anything is removed."""
 
-    Refuses (LabBusyError) when the run that owns the lab is still alive, unless `force`.
+    lab: str
+    directory: Path | None = None
+    processes: list[tuple[int, int | None, str]] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    loops: list[tuple[str, str]] = field(default_factory=list)  # (loop device, image)
+    sockets: Path | None = None
+    left_alone: list[str] = field(default_factory=list)
+
+    def items(self) -> list[str]:
+        out = [f"process {pid} ({what})" for pid, _, what in self.processes]
+        out += [f"namespace {ns}" for ns in self.namespaces]
+        out += [f"loop device {loop} (backed by {image})" for loop, image in self.loops]
+        out += [f"directory {d}" for d in (self.directory, self.sockets) if d is not None]
+        return out
+
+
+def namespace_prefix(lab: str) -> str:
+    """`xenlab-<lab>--`: lab names hold no '--' and end in no '-', so this prefix names one
+    lab only (lab 'a' never matches the namespaces of lab 'a-b')."""
+    return f"{NAMESPACE_PREFIX}{check_lab_name(lab, 'lab name')}--"
+
+
+def owned_child(root: Path, name: str) -> Path | None:
+    """`root/name` if it is a real directory directly under `root` (no symlink, no name
+    that leaves the root once resolved), else None."""
+    candidate = root / name
+    if candidate.is_symlink() or not candidate.is_dir():
+        return None
+    resolved = candidate.resolve()
+    return resolved if resolved.parent == root.resolve() and resolved.name == name else None
+
+
+def plan_reap(lab: str, root: Path = DEFAULT_ROOT) -> ReapPlan:
+    """What belongs to lab `lab` on this machine: its directory under `root` only if it is a
+    direct child, no symlink, holding the lab's own journal; processes the journal recorded
+    (PID and start time) or running inside the lab's namespaces; namespaces of the lab's
+    exact prefix; loop devices backed by the journal's images inside the lab directory; its
+    SSH socket directory. Everything else found is listed as left alone. Touches nothing."""
+    check_lab_name(lab, "lab name")
+    plan = ReapPlan(lab)
+    prefix = namespace_prefix(lab)
+    candidate = root / lab
+    directory = owned_child(root, lab)
+    journal = Journal.read(directory) if directory else None
+    if candidate.is_symlink():
+        plan.left_alone.append(f"{candidate}: a symlink, not a lab directory")
+    elif candidate.exists() and directory is None:
+        plan.left_alone.append(f"{candidate}: not a directory directly under {root}")
+    elif directory is not None and journal is None:
+        plan.left_alone.append(f"{candidate}: holds no lab journal (lab.json), so it is "
+                               "not xenlab's")
+    elif journal is not None and (journal.lab != lab or
+                                  Path(journal.directory).resolve() != directory):
+        plan.left_alone.append(f"{candidate}: its journal belongs to lab {journal.lab!r} at "
+                               f"{journal.directory}")
+        journal = None
+    if journal is not None:
+        plan.directory = directory
+        for record in journal.processes:
+            if record.alive():
+                plan.processes.append((record.pid, record.start,
+                                       f"{record.what} on {record.host}"))
+    recorded = set(journal.namespaces) if journal else set()
+    for ns in sorted(recorded):
+        if not ns.startswith(prefix):
+            plan.left_alone.append(f"namespace {ns}: in the journal but not named {prefix}*")
+    present = set(lab_namespaces(lab))
+    plan.namespaces = sorted(present)
+    known = {pid for pid, _, _ in plan.processes}
+    for ns in plan.namespaces:
+        for pid in namespace_pids(ns):
+            if pid not in known:
+                known.add(pid)
+                plan.processes.append((pid, process_start(pid), f"in namespace {ns}"))
+    for image in journal.images if journal else []:
+        if directory is None or not Path(image).resolve().is_relative_to(directory):
+            plan.left_alone.append(f"image {image}: outside the lab directory")
+            continue
+        plan.loops += [(loop, image) for loop in loops_of(image)]
+    sockets = owned_child(CONTROL_ROOT, lab)
+    if sockets is not None:
+        strays = [p.name for p in sockets.iterdir() if not p.is_socket()]
+        if strays:
+            plan.left_alone.append(f"{sockets}: holds more than SSH sockets ({strays[0]})")
+        else:
+            plan.sockets = sockets
+    elif (CONTROL_ROOT / lab).is_symlink():
+        plan.left_alone.append(f"{CONTROL_ROOT / lab}: a symlink, not the lab's sockets")
+    return plan
+
+
+def reap(lab: str, root: Path = DEFAULT_ROOT, *, force: bool = False,
+         kept_too: bool = False) -> list[str]:
+    """Remove whatever the lab `lab` left on this machine (see `plan_reap`). Returns what was
+    removed.
+
+    Refuses (LabBusyError) when the run that owns the lab is still alive, unless `force`; and
+    (LabKeptError) when the lab was kept on purpose (`--lab-keep`), unless `kept_too` (as
+    `xenlab lab down` says) or `force`.
     """
-    import shutil
-
-    directory = root / lab
-    journal = Journal.read(directory)
+    check_lab_name(lab, "lab name")
+    directory = owned_child(root, lab)
+    journal = Journal.read(directory) if directory else None
     if journal and journal.owner_alive() and not journal.kept and not force:
         raise LabBusyError(
             f"lab '{lab}' is in use by the run with PID {journal.owner_pid}; "
             f"choose another lab name in the inventory or wait for that run to end")
+    if journal and journal.kept and not (force or kept_too):
+        raise LabKeptError(
+            f"lab '{lab}' was kept up by an earlier run (--lab-keep) under {directory} and is "
+            f"not rebuilt over: remove it with `xenlab lab down --lab {lab} --root {root}`, "
+            f"or give this run another lab name")
+    return execute(plan_reap(lab, root))
+
+
+def execute(plan: ReapPlan) -> list[str]:
+    """Remove what `plan` names, in order: processes, namespaces, loop devices, directories."""
     removed: list[str] = []
-    namespaces = set(lab_namespaces(lab)) | set(journal.namespaces if journal else [])
-    for record in journal.processes if journal else []:
-        if record.alive():
-            stop_process(record.pid, record.start)
-            removed.append(f"process {record.pid} ({record.what} on {record.host})")
-    for ns in sorted(namespaces):
-        for pid in namespace_pids(ns):
-            stop_process(pid, process_start(pid))
-            removed.append(f"process {pid} (in namespace {ns})")
-    for ns in sorted(namespaces):
+    for pid, start, what in plan.processes:
+        if start is not None and process_start(pid) == start:
+            stop_process(pid, start)
+            removed.append(f"process {pid} ({what})")
+    for ns in plan.namespaces:
         if subprocess.run(["ip", "netns", "delete", ns], capture_output=True,
                           check=False).returncode == 0:
             removed.append(f"namespace {ns}")
-    for image in journal.images if journal else []:
-        for loop in loops_of(image):
+    for loop, image in plan.loops:
+        if loop in loops_of(image):  # still backed by the lab's image
             subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)
             removed.append(f"loop device {loop}")
-    if directory.exists():
-        shutil.rmtree(directory, ignore_errors=True)
-        removed.append(f"directory {directory}")
-    sockets = control_dir(lab)
-    if sockets.exists():
-        shutil.rmtree(sockets, ignore_errors=True)
-        removed.append(f"directory {sockets}")
+    for directory in (plan.directory, plan.sockets):
+        if directory is not None and not directory.is_symlink() and directory.is_dir():
+            shutil.rmtree(directory, ignore_errors=True)  # rmtree never follows links inside
+            removed.append(f"directory {directory}")
     return removed
