@@ -7,6 +7,7 @@ ends the run with a single usage error naming the file, the key and what was exp
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -17,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 
-from xenlab.errors import InventoryError
+from xenlab.errors import XenlabError
 from xenlab.inventory import Inventory, LabKind, load_inventory
 from xenlab.inventory.model import RunDefaults
 
@@ -63,17 +64,44 @@ INVENTORY_KEY = pytest.StashKey["Inventory | None"]()
 
 
 def _env_number(name: str, kind: type[int] | type[float]) -> int | float | None:
+    """A number from an environment variable (None if unset); bad text is a usage error."""
     value = os.environ.get(name)
     if value is None:
         return None
     try:
-        return kind(value)
+        number = kind(value)
     except ValueError:
-        raise pytest.UsageError(f"{name}={value!r}: expected a number") from None
+        raise pytest.UsageError(f"environment variable {name}={value[:60]!r}: expected "
+                                f"{'an integer' if kind is int else 'a number'}") from None
+    if not math.isfinite(number):
+        raise pytest.UsageError(f"environment variable {name}={value!r}: expected a finite "
+                                "number")
+    return number
+
+
+_FLAG_WORDS = {"1": True, "yes": True, "true": True, "on": True,
+               "0": False, "no": False, "false": False, "off": False, "": False}
 
 
 def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "yes", "true", "on")
+    """A yes/no environment variable; anything but 1/0, yes/no, true/false, on/off is a
+    usage error (a typo must not silently mean 'no')."""
+    value = os.environ.get(name, "")
+    if value.strip().lower() not in _FLAG_WORDS:
+        raise pytest.UsageError(f"environment variable {name}={value[:60]!r}: expected 1 or "
+                                "0 (yes/no, true/false, on/off)")
+    return _FLAG_WORDS[value.strip().lower()]
+
+
+def _flag(config: pytest.Config, option: str, variable: str | None = None) -> bool:
+    """A store_true option: given on the command line, or else its environment variable."""
+    return bool(config.getoption(option)) or (variable is not None and _env_flag(variable))
+
+
+def _number(config: pytest.Config, option: str, variable: str,
+            kind: type[int] | type[float]) -> int | float | None:
+    value = config.getoption(option)
+    return _env_number(variable, kind) if value is None else value
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,7 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lab-inventory", default=os.environ.get("XENLAB_INVENTORY"), metavar="FILE",
         help=f"lab inventory (YAML); env XENLAB_INVENTORY; default {DEFAULT_INVENTORY}")
     group.addoption(
-        "--lab-keep", action="store_true", default=_env_flag("XENLAB_KEEP"),
+        "--lab-keep", action="store_true", default=False,
         help="leave the embedded lab up after the run (remove it with `xenlab lab down`); "
              "env XENLAB_KEEP=1")
     group.addoption(
@@ -108,12 +136,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "aoe-no-mac-allowlist, guest-shadow-copied, ssh-password-auth); repeatable")
     group.addoption(
         "--lab-interval", type=float, metavar="MS",
-        default=_env_number("XENLAB_INTERVAL_MS", float),
+        default=None,
         help="the meter's probe interval in ms (default: the inventory's run.interval_ms, "
              "else 1); env XENLAB_INTERVAL_MS")
     group.addoption(
         "--lab-roundtrips", type=int, metavar="N",
-        default=_env_number("XENLAB_ROUNDTRIPS", int),
+        default=None,
         help="ping-pong round trips per scenario (default: the inventory's run.roundtrips, "
              "else 3); env XENLAB_ROUNDTRIPS")
     group.addoption(
@@ -137,13 +165,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("XENLAB_RESULTS", "reports/results.json"),
         help="where to write the run's results (default reports/results.json)")
     group.addoption(
-        "--lab-memory-audit", action="store_true", default=_env_flag("XENLAB_MEMORY_AUDIT"),
+        "--lab-memory-audit", action="store_true", default=False,
         help="embedded lab: hold each destination paused after a migration and compare the "
              "guest's memory on both sides page by page (lengthens the guest's pause); "
              "env XENLAB_MEMORY_AUDIT=1")
     group.addoption(
         "--lab-tcp-interval", type=float, metavar="MS",
-        default=_env_number("XENLAB_TCP_INTERVAL_MS", float),
+        default=None,
         help="how often the TCP connection held across migrations sends a line (default: "
              "the inventory's run.tcp_interval_ms, else 10 ms); env XENLAB_TCP_INTERVAL_MS")
     group.addoption(
@@ -166,7 +194,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lab-accept-new-host-keys", action="store_true", default=False,
         help="trust an SSH host key not yet in known_hosts on first use (default: refuse)")
     group.addoption(
-        "--lab-fault-suite", action="store_true", default=_env_flag("XENLAB_FAULT_SUITE"),
+        "--lab-fault-suite", action="store_true", default=False,
         help="run suites/test_faults.py: cut the migration link, kill the destination's "
              "receiver, cancel, stop the storage target, on embedded labs; env "
              "XENLAB_FAULT_SUITE=1")
@@ -188,38 +216,43 @@ def pytest_configure(config: pytest.Config) -> None:
         path = str(Path(config.rootpath) / DEFAULT_INVENTORY)
     inventory = None
     if path is not None:
+        _text(path, "--lab-inventory (or XENLAB_INVENTORY)")
         try:
             inventory = load_inventory(path)
-        except InventoryError as exc:
-            raise pytest.UsageError(f"bad lab inventory: {exc}") from None
+        except XenlabError as exc:
+            raise pytest.UsageError(f"bad lab inventory (--lab-inventory or XENLAB_INVENTORY): "
+                                    f"{exc}") from None
     # what the command line (or env) does not say, the inventory's `run:` defaults say
     run = inventory.run if inventory is not None else RunDefaults()
     scenarios = config.getoption("lab_scenarios")
     options = LabOptions(
         inventory_path=config.getoption("lab_inventory"),
-        keep=bool(config.getoption("lab_keep")),
+        keep=_flag(config, "lab_keep", "XENLAB_KEEP"),
         qemu=config.getoption("lab_qemu"),
-        lab_root=config.getoption("lab_root"),
-        cache=config.getoption("lab_cache"),
+        lab_root=_directory(config.getoption("lab_root"), "--lab-root", "XENLAB_LAB_ROOT"),
+        cache=_directory(config.getoption("lab_cache"), "--lab-cache", "XENLAB_CACHE"),
         faults=tuple(config.getoption("lab_fault") or ()),
         security=config.getoption("lab_security"),
-        interval_ms=_given(config.getoption("lab_interval"), run.interval_ms),
-        roundtrips=_given(config.getoption("lab_roundtrips"), run.roundtrips),
+        interval_ms=_given(_number(config, "lab_interval", "XENLAB_INTERVAL_MS", float),
+                           run.interval_ms),
+        roundtrips=int(_given(_number(config, "lab_roundtrips", "XENLAB_ROUNDTRIPS", int),
+                              run.roundtrips)),
         pattern=config.getoption("lab_pattern"),
         scenarios=(tuple(s.strip() for s in scenarios.split(",") if s.strip())
                    if scenarios is not None else run.scenarios),
         prober=config.getoption("lab_prober"),
         baseline=config.getoption("lab_baseline"),
         results=config.getoption("lab_results"),
-        memory_audit=bool(config.getoption("lab_memory_audit")),
-        tcp_interval_ms=_given(config.getoption("lab_tcp_interval"), run.tcp_interval_ms),
+        memory_audit=_flag(config, "lab_memory_audit", "XENLAB_MEMORY_AUDIT"),
+        tcp_interval_ms=_given(_number(config, "lab_tcp_interval", "XENLAB_TCP_INTERVAL_MS",
+                                       float), run.tcp_interval_ms),
         report=config.getoption("lab_report"),
         security_findings=_findings(config.getoption("lab_security_finding") or []),
         plan=bool(config.getoption("lab_plan")),
         provision=bool(config.getoption("lab_provision")),
         allow_wipe=tuple(config.getoption("lab_allow_wipe") or ()),
         accept_new_host_keys=bool(config.getoption("lab_accept_new_host_keys")),
-        fault_suite=bool(config.getoption("lab_fault_suite")),
+        fault_suite=_flag(config, "lab_fault_suite", "XENLAB_FAULT_SUITE"),
         fault_selftest=config.getoption("lab_fault_selftest"),
     )
     _check_options(options)
@@ -230,7 +263,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         unknown = [f for f in options.faults if f not in FAULTS]
         if unknown:
-            raise pytest.UsageError(f"--lab-fault {unknown[0]}: unknown fault; known: "
+            raise pytest.UsageError(f"--lab-fault (or XENLAB_FAULTS) {unknown[0]!r}: unknown "
+                                    "fault; known: "
                                     f"{', '.join(FAULTS)}")
         if inventory is not None and inventory.kind is not LabKind.EMBEDDED:
             raise pytest.UsageError("--lab-fault applies to the embedded (QEMU) lab only; "
@@ -250,10 +284,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     from xenlab.provision.steps import article_plan, plan_text
 
     path = config.getoption("lab_inventory") or str(Path(config.rootpath) / DEFAULT_INVENTORY)
+    _text(path, "--lab-inventory (or XENLAB_INVENTORY)")
     try:
         inventory = load_inventory(path)
-    except InventoryError as exc:
-        raise pytest.UsageError(f"bad lab inventory: {exc}") from None
+    except XenlabError as exc:
+        raise pytest.UsageError(f"bad lab inventory (--lab-inventory or XENLAB_INVENTORY): "
+                                    f"{exc}") from None
     print(f"provisioning plan for lab {inventory.lab} ({inventory.path}); nothing is run:")
     print(plan_text(article_plan(inventory)), end="")
     return 0
@@ -281,17 +317,75 @@ def _findings(values: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _text(value: object, where: str) -> str:
+    """A path or word a user typed: printable, no NUL, not absurdly long."""
+    if not isinstance(value, str) or not value or "\0" in value or len(value) > 4096 \
+            or not value.isprintable():
+        shown = value[:60] if isinstance(value, str) else value
+        raise pytest.UsageError(f"{where}: expected a path or name in printable characters, "
+                                f"found {shown!r}")
+    return value
+
+
+def _directory(value: str, option: str, variable: str) -> str:
+    """A directory option (or its variable): absolute from here on, never an existing
+    non-directory."""
+    where = f"{option} (or {variable})"
+    path = Path(_text(value, where)).absolute()
+    if path.exists() and not path.is_dir():
+        raise pytest.UsageError(f"{where} {value}: expected a directory, found a file")
+    return str(path)
+
+
+def _output_file(value: str, where: str) -> None:
+    path = Path(_text(value, where))
+    if path.is_dir():
+        raise pytest.UsageError(f"{where} {value}: expected a file to write, found a directory")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise pytest.UsageError(f"{where} {value}: {parent} is a file, not a directory")
+
+
 def _check_options(options: LabOptions) -> None:
     if not 0.1 <= options.interval_ms <= 1000:
-        raise pytest.UsageError(f"--lab-interval {options.interval_ms}: expected 0.1 to 1000 ms")
-    if options.roundtrips < 1:
-        raise pytest.UsageError(f"--lab-roundtrips {options.roundtrips}: expected 1 or more")
+        raise pytest.UsageError(f"--lab-interval (or XENLAB_INTERVAL_MS) "
+                                f"{options.interval_ms}: expected 0.1 to 1000 ms")
+    if not 1 <= options.roundtrips <= 1000:
+        raise pytest.UsageError(f"--lab-roundtrips (or XENLAB_ROUNDTRIPS) "
+                                f"{options.roundtrips}: expected 1 to 1000")
+    if not 1 <= options.tcp_interval_ms <= 10000:
+        raise pytest.UsageError(f"--lab-tcp-interval (or XENLAB_TCP_INTERVAL_MS) "
+                                f"{options.tcp_interval_ms}: expected 1 to 10000 ms")
     unknown = [s for s in options.scenarios if s not in SCENARIOS]
     if unknown or not options.scenarios:
-        raise pytest.UsageError(f"--lab-scenarios: unknown scenario {unknown[0] if unknown else ''!r}"
-                                f"; known: {', '.join(SCENARIOS)}")
-    if options.baseline and not Path(options.baseline).is_file():
-        raise pytest.UsageError(f"--lab-baseline {options.baseline}: no such file")
+        raise pytest.UsageError(f"--lab-scenarios (or XENLAB_SCENARIOS): unknown scenario "
+                                f"{unknown[0] if unknown else ''!r}; known: "
+                                f"{', '.join(SCENARIOS)}")
+    for value, choices, where in (
+            (options.security, ("warn", "fail"), "--lab-security (or XENLAB_SECURITY)"),
+            (options.pattern, ("ring", "matrix"), "--lab-pattern (or XENLAB_PATTERN)"),
+            (options.prober, ("xenlab", "ping"), "--lab-prober (or XENLAB_PROBER)")):
+        if value not in choices:
+            raise pytest.UsageError(f"{where} {value!r}: expected one of {', '.join(choices)}")
+    _text(options.qemu, "--lab-qemu (or XENLAB_QEMU)")
+    _output_file(options.results, "--lab-results (or XENLAB_RESULTS)")
+    if options.report != "none":
+        _output_file(options.report, "--lab-report (or XENLAB_REPORT)")
+    for device in options.allow_wipe:
+        if not device.startswith("/dev/") or ".." in Path(device).parts or "\0" in device:
+            raise pytest.UsageError(f"--lab-allow-wipe {device[:60]!r}: expected a device "
+                                    "path under /dev/ (the device you name may be wiped)")
+    if options.baseline:
+        _text(options.baseline, "--lab-baseline (or XENLAB_BASELINE)")
+        from xenlab.measure.results import load_results
+
+        try:
+            load_results(options.baseline)
+        except XenlabError as exc:
+            raise pytest.UsageError(f"--lab-baseline (or XENLAB_BASELINE): {exc}") from None
+        except OSError as exc:
+            raise pytest.UsageError(f"--lab-baseline (or XENLAB_BASELINE) "
+                                    f"{options.baseline}: {exc.strerror or exc}") from None
 
 
 def _sigterm_as_interrupt() -> None:

@@ -25,7 +25,8 @@ def test_bad_inventory_is_one_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--lab-inventory", "lab.yml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert "bad lab inventory: lab.yml: all.vars.xenlab.relocation_port: expected an integer " \
+    assert "bad lab inventory (--lab-inventory or XENLAB_INVENTORY): lab.yml: " \
+           "all.vars.xenlab.relocation_port: expected an integer " \
            "from 1 to 65535, found 'http'" in err
     assert "Traceback" not in err + result.stdout.str()
     result.stdout.no_fnmatch_line("*collected*")  # nothing ran
