@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from xenlab.aoe import frames as fr
-from xenlab.aoe.check import analyze, read_capture
+from xenlab.aoe.check import CaptureFrame, Finding, analyze, parse_capture, read_capture
 from xenlab.aoe.session import parse_probe_output
-from xenlab.errors import ParseError
+from xenlab.errors import ParseError, XenlabError
 
 INITIATOR = "7a:3c:31:36:95:6a"
 TARGET = "8a:ec:dd:8a:80:cd"
@@ -147,3 +148,260 @@ def test_aoe_check_command(data: Path, tmp_path: Path) -> None:
     wrong = run(str(text))
     assert wrong.returncode == 2 and "not a pcap or pcapng capture" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+    missing = run(str(tmp_path / "absent.pcap"))
+    assert missing.returncode == 2 and "absent.pcap: no such file" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    doctored = run(str(without_responses(data / "aoe/embedded-session.pcap", tmp_path)))
+    assert doctored.returncode == 1, doctored.stdout + doctored.stderr
+    assert "PROBLEM no-target (frame 1): no target answered the discovery" in doctored.stdout
+    assert "PROBLEM unanswered (frame 2): e0.0 tag 0x78656e02 ATA IDENTIFY" in doctored.stdout
+    assert "2 requests never answered" in doctored.stdout
+
+
+# -- requests nobody answers, on real vblade traffic and on real traffic with answers taken out
+
+VBLADE_INITIATOR = "02:78:6c:00:00:01"
+VBLADE = "02:78:6c:00:00:02"
+
+
+def without_responses(capture: Path, tmp_path: Path,
+                      tags: tuple[int, ...] = ()) -> Path:
+    """A real capture with its response frames removed (those of `tags` only, if given),
+    written with scapy, timestamps kept."""
+    from scapy.utils import rdpcap, wrpcap
+
+    def dropped(raw: bytes) -> bool:
+        response = bool(raw[14] & fr.FLAG_RESPONSE)
+        return response and (not tags or int.from_bytes(raw[20:24], "big") in tags)
+
+    packets = [p for p in rdpcap(str(capture)) if not dropped(bytes(p))]
+    out = tmp_path / f"{capture.stem}-doctored.pcap"
+    wrpcap(str(out), packets)
+    return out
+
+
+def summary(findings: list[Finding]) -> list[tuple[str, int, str, int | None, bool]]:
+    """(kind, frame, shelf.slot, tag, in flight) of each finding."""
+    return [(f.kind, f.frame, f.target, f.tag, f.in_flight) for f in findings]
+
+
+@pytest.mark.parametrize("name", ["vblade-clean.pcap", "embedded-session.pcap"])
+def test_clean_real_capture_has_no_findings(data: Path, name: str) -> None:
+    analysis = analyze(read_capture(str(data / "aoe" / name)))
+    assert analysis.ok, analysis.report()
+    assert analysis.requests == analysis.responses and "no problems found" in analysis.report()
+
+
+def test_two_exports_capture_has_only_the_conflict(data: Path) -> None:
+    """Two targets answering one discovery: the discovery is answered, nothing unanswered."""
+    analysis = analyze(read_capture(str(data / "aoe/embedded-two-exports.pcap")))
+    assert summary(analysis.findings) == [("conflict", 3, "", None, False)]
+
+
+def test_unanswered_requests_in_real_vblade_traffic(data: Path) -> None:
+    """vblade exports e0.0 only: IDENTIFY to e0.1, to its MAC or to broadcast, is never
+    answered; frame 11 was sent 0.3 s before the capture's last frame."""
+    analysis = analyze(read_capture(str(data / "aoe/vblade-unanswered.pcap")), [VBLADE])
+    assert summary(analysis.findings) == [
+        ("unanswered", 5, "e0.1", 0x786C6103, False),
+        ("unanswered", 6, "e0.1", 0x786C6104, False),
+        ("unanswered", 11, "e0.1", 0x786C6107, True)]
+    first, broadcast, late = analysis.findings
+    assert first.message == (f"e0.1 tag 0x786c6103 ATA IDENTIFY (0xec) from {VBLADE_INITIATOR} "
+                             f"to {VBLADE} (0.101 s into the capture) never answered")
+    assert f"to {fr.BROADCAST}" in broadcast.message
+    assert late.message.endswith("; the capture ended 300 ms after it, so the answer may have "
+                                 "been in flight")
+    assert first.time == pytest.approx(0.1007, abs=1e-3)
+    report = analysis.report()
+    assert "PROBLEM unanswered (frame 6): e0.1 tag 0x786c6104" in report
+    assert ("3 requests never answered; 1 sent less than 1 s before the capture ended"
+            in report)
+    assert analysis.targets[(0, 0)].model == "Coraid EtherDrive vblade"
+
+
+def test_no_target_answers_a_discovery_in_real_traffic(data: Path) -> None:
+    """vblade stopped: neither discovery nor IDENTIFY to e0.0 is answered."""
+    analysis = analyze(read_capture(str(data / "aoe/vblade-no-target.pcap")))
+    assert summary(analysis.findings) == [
+        ("no-target", 1, "e*.*", 0x786C6101, False),
+        ("no-target", 2, "e*.*", 0x786C6102, True),
+        ("unanswered", 3, "e0.0", 0x786C6103, True)]
+    assert analysis.findings[0].message == (
+        "no target answered the discovery (Query Config to every shelf and slot, tag "
+        f"0x786c6101) from {VBLADE_INITIATOR} to {fr.BROADCAST} (0.000 s into the capture)")
+    assert "the capture ended 0 ms after it" in analysis.findings[2].message
+    assert not analysis.ok and not analysis.targets
+
+
+def test_real_capture_with_the_answers_taken_out(data: Path, tmp_path: Path) -> None:
+    """embedded-session.pcap without its three responses: the discovery (t=0) is 1.19 s
+    before the last frame; IDENTIFY (t=0.59) and READ EXT (the last frame) are within 1 s."""
+    doctored = read_capture(str(without_responses(data / "aoe/embedded-session.pcap",
+                                                  tmp_path)))
+    assert len(doctored) == 3
+    analysis = analyze(doctored, [TARGET])
+    assert summary(analysis.findings) == [
+        ("no-target", 1, "e*.*", 0x78656E01, False),
+        ("unanswered", 2, "e0.0", 0x78656E02, True),
+        ("unanswered", 3, "e0.0", 0x78656E03, True)]
+    assert "ATA IDENTIFY (0xec)" in analysis.findings[1].message
+    assert "ATA READ EXT (0x24)" in analysis.findings[2].message
+    assert "the capture ended 600 ms after it" in analysis.findings[1].message
+
+
+def test_one_answer_taken_out_of_a_real_capture(data: Path, tmp_path: Path) -> None:
+    """Only IDENTIFY's answer removed: one finding, and the conflict still seen."""
+    path = without_responses(data / "aoe/embedded-two-exports.pcap", tmp_path,
+                             tags=(0x78656E02,))
+    analysis = analyze(read_capture(str(path)))
+    assert summary(analysis.findings) == [("conflict", 3, "", None, False),
+                                          ("unanswered", 4, "e0.0", 0x78656E02, True)]
+    # the same frames as bytes, without their times: no time, no in-flight rule
+    bare = analyze([f.raw for f in read_capture(str(path))])
+    assert summary(bare.findings)[1] == ("unanswered", 4, "e0.0", 0x78656E02, False)
+    assert bare.findings[1].message == ("e0.0 tag 0x78656e02 ATA IDENTIFY (0xec) from "
+                                        "62:b3:1a:8f:1a:1b to 3e:1f:2a:f9:2d:68 never answered")
+
+
+def test_in_flight_window_at_the_capture_end(data: Path) -> None:
+    """Still unanswered, always; `in_flight` only when the capture's last frame came less
+    than the window after the request."""
+    raw = [f.raw for f in read_capture(str(data / "aoe/vblade-unanswered.pcap"))]
+    request, answered_qc, answer = raw[4], raw[8], raw[9]  # e0.1 IDENTIFY; a discovery and its answer
+
+    def late(seconds: float, window: float = 1.0) -> bool:
+        frames = [CaptureFrame(100.0, request), CaptureFrame(100.0 + seconds / 2, answered_qc),
+                  CaptureFrame(100.0 + seconds, answer)]
+        [finding] = analyze(frames, in_flight=window).findings
+        assert (finding.kind, finding.tag) == ("unanswered", 0x786C6103)
+        return finding.in_flight
+
+    assert late(0.0) and late(0.999) and not late(1.0) and not late(30.0)
+    assert not late(0.5, window=0.4) and late(0.5, window=0.6)
+    real = analyze(read_capture(str(data / "aoe/vblade-unanswered.pcap")), in_flight=0.2)
+    assert [f.in_flight for f in real.findings] == [False, False, False]
+
+
+def test_an_answer_must_match_shelf_slot_tag_command_and_initiator(data: Path) -> None:
+    frames = [f.raw for f in read_capture(str(data / "aoe/vblade-clean.pcap"))]
+    identify, answer = frames[2], frames[3]  # e0.0 IDENTIFY tag 0x786c6102 and its answer
+
+    def changed(raw: bytes, at: int, value: bytes) -> bytes:
+        return raw[:at] + value + raw[at + len(value):]
+
+    def unanswered(*frames: bytes) -> list[tuple[str, int, str, int | None, bool]]:
+        return summary(analyze(list(frames)).findings)
+
+    assert unanswered(identify, answer) == []
+    assert unanswered(identify, changed(answer, 6, bytes.fromhex("020000000099"))) == []  # any source
+    assert unanswered(changed(identify, 0, b"\xff" * 6), answer) == []  # request to broadcast
+    miss = [("unanswered", 1, "e0.0", 0x786C6102, False)]
+    assert unanswered(identify, changed(answer, 19, b"\x01")) == miss  # answer from e0.1
+    assert unanswered(identify, changed(answer, 16, b"\x00\x05")) == miss  # from e5.0
+    assert unanswered(identify, changed(answer, 23, b"\x07")) == miss  # another tag
+    assert unanswered(identify, changed(answer, 0, bytes.fromhex("020000000077"))) == miss
+    assert unanswered(identify, changed(answer, 14, b"\x10")) == [  # no Response flag:
+        *miss, ("unanswered", 2, "e0.0", 0x786C6102, False)]  # a request of its own
+    assert unanswered(answer, identify) == [  # an answer before its request answers nothing
+        ("unanswered", 2, "e0.0", 0x786C6102, False)]
+    query = changed(identify, 19, b"\x01")  # Query Config command, same tag
+    assert unanswered(query, answer)[0][:4] == ("unanswered", 1, "e0.0", 0x786C6102)
+
+
+def test_retransmitted_request_is_one_unanswered_request(data: Path) -> None:
+    identify = [f.raw for f in read_capture(str(data / "aoe/vblade-clean.pcap"))][2]
+    analysis = analyze([identify, identify, identify])
+    assert [f.kind for f in analysis.findings] == ["retransmission", "retransmission",
+                                                   "unanswered"]
+    assert "(sent 3 times, last at frame 3) never answered" in analysis.findings[-1].message
+    assert "1 request never answered" in analysis.report()
+
+
+def test_report_lists_ten_unanswered_and_counts_all() -> None:
+    requests = [fr.ata_command(INITIATOR, TARGET, 0, 1, tag, fr.ATA_IDENTIFY) for tag in range(25)]
+    analysis = analyze(requests)
+    assert len(analysis.of_kind("unanswered")) == 25
+    report = analysis.report()
+    assert report.count("PROBLEM unanswered") == 10
+    assert "PROBLEM unanswered (frame 10): e0.1 tag 0x9 ATA IDENTIFY" in report
+    assert report.endswith("25 requests never answered, the first 10 listed")
+
+
+def test_discovery_of_one_shelf_is_answered_by_its_targets(data: Path) -> None:
+    qc, answer = [f.raw for f in read_capture(str(data / "aoe/vblade-clean.pcap"))][:2]
+    shelf0 = qc[:16] + b"\x00\x00" + qc[18:]  # Query Config to e0.* (slot still 0xff)
+    assert analyze([shelf0, answer]).ok
+    shelf3 = qc[:16] + b"\x00\x03" + qc[18:]
+    [finding] = analyze([shelf3, answer]).findings
+    assert (finding.kind, finding.target) == ("no-target", "e3.*")
+    assert "discovery (Query Config to e3.*, tag 0x786c6101)" in finding.message
+
+
+# -- reading capture files ---------------------------------------------------------------
+
+def test_read_capture_agrees_with_scapy(data: Path, tmp_path: Path) -> None:
+    """Our pcap and pcapng reader against scapy's, on real captures."""
+    from scapy.utils import PcapNgWriter, PcapWriter, rdpcap
+
+    source = data / "aoe/vblade-unanswered.pcap"
+    packets = rdpcap(str(source))
+    expected = [(float(p.time), bytes(p)) for p in packets]
+    nano, ng = tmp_path / "nano.pcap", tmp_path / "capture.pcapng"
+    with PcapWriter(str(nano), nano=True, endianness=">") as writer:
+        for p in packets:
+            writer.write(p)
+    with PcapNgWriter(str(ng)) as ng_writer:
+        for p in packets:
+            ng_writer.write(p)
+    for path in (source, nano, ng):
+        got = [(f.time, f.raw) for f in read_capture(str(path))]
+        assert [raw for _, raw in got] == [raw for _, raw in expected], path
+        assert [t for t, _ in got] == pytest.approx([t for t, _ in expected], abs=1e-6), path
+    assert [f.kind for f in analyze(read_capture(str(ng))).findings] == ["unanswered"] * 3
+
+
+def _pcap(data: Path) -> bytes:
+    return (data / "aoe/vblade-clean.pcap").read_bytes()
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("empty.pcap", lambda d: b"", r"empty file \(0 bytes\); expected a pcap or pcapng"),
+    ("text.pcap", lambda d: b"tcpdump: listening on eth0\n", "not a pcap or pcapng capture: "
+     "it starts with b'tcpdump:'"),
+    ("short.pcap", lambda d: _pcap(d)[:20], "truncated: 20 bytes, shorter than the 24-byte"),
+    ("header-only.pcap", lambda d: _pcap(d)[:24], "holds no frames"),
+    ("cut-header.pcap", lambda d: _pcap(d)[:30], "truncated: frame 1 at byte 24 has 6 of its "
+     "16-byte record header"),
+    ("cut-frame.pcap", lambda d: _pcap(d)[:-100], r"truncated: frame 8 at byte \d+ needs 548 "
+     "bytes, 448 are left"),
+    ("cooked.pcap", lambda d: _pcap(d)[:20] + (113).to_bytes(4, "little") + _pcap(d)[24:],
+     r"link type 113 \(Linux cooked capture, as from tcpdump -i any\)"),
+    ("cut.pcapng", None, r"truncated: block \d+ at byte \d+ claims \d+ bytes"),
+])
+def test_read_capture_refuses_what_is_not_a_whole_capture(
+        data: Path, tmp_path: Path, name: str, content: Callable[[Path], bytes] | None,
+        expected: str) -> None:
+    path = tmp_path / name
+    if content is None:
+        from scapy.utils import PcapNgWriter, rdpcap
+
+        with PcapNgWriter(str(path)) as writer:
+            for p in rdpcap(str(data / "aoe/vblade-clean.pcap")):
+                writer.write(p)
+        path.write_bytes(path.read_bytes()[:-10])
+    else:
+        path.write_bytes(content(data))
+    with pytest.raises(ParseError, match=f"^cannot parse capture {path}: {expected}"):
+        read_capture(str(path))
+
+
+def test_read_capture_refuses_missing_files_and_directories(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match=f"capture {tmp_path}/none.pcap: no such file; "
+                                         "expected a pcap or pcapng capture"):
+        read_capture(str(tmp_path / "none.pcap"))
+    with pytest.raises(ParseError, match=f"capture {tmp_path}: is a directory; expected"):
+        read_capture(str(tmp_path))
+    assert isinstance(ParseError("x", "y"), XenlabError)
+    with pytest.raises(ParseError, match="capture: empty file"):
+        parse_capture(b"")
