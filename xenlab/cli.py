@@ -157,7 +157,7 @@ def _main(argv: Sequence[str] | None) -> int:
                                           "scenario and direction (exit 1 on a regression)")
     cmp.add_argument("old", type=_path)
     cmp.add_argument("new", type=_path)
-    cmp.add_argument("--factor", type=_number(1.0, 1000.0), default=Tolerance.downtime_factor,
+    cmp.add_argument("--factor", type=_number(0.0, 100.0), default=Tolerance.downtime_factor,
                      help="allowed growth of median downtime (default 0.5: +50 %%)")
     cmp.add_argument("--slack-ms", type=_number(0.0, 3_600_000.0), default=Tolerance.downtime_slack_ms,
                      help="plus this many ms (default 20)")
@@ -317,6 +317,20 @@ def _probe(args: argparse.Namespace) -> int:
     print(f"rtt min/median/p99/max = {f.rtt_min_ms:.3f}/{f.rtt_median_ms:.3f}/"
           f"{f.rtt_p99_ms:.3f}/{f.rtt_max_ms:.3f} ms")
     return 0
+
+
+def _check_report_output(path: Path) -> None:
+    """-o writes a new file, or replaces a trend report xenlab wrote; never anything else
+    (a typo such as `-o /etc/passwd` must not overwrite it)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UserInputError(f"-o {path}: expected a file to write, found "
+                             f"{'a symlink' if path.is_symlink() else 'a directory'}")
+    if path.exists():
+        with path.open("rb") as f:
+            head = f.read(512)
+        if b"<title>xenlab trend</title>" not in head:
+            raise UserInputError(f"-o {path}: the file exists and is not a xenlab trend "
+                                 "report; it is not overwritten (remove it or choose another)")
 
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})"

@@ -202,3 +202,22 @@ def test_only_loop_devices_of_the_labs_own_images_are_detached(roots: Path,
     finally:
         for loop in loops.values():
             subprocess.run(["losetup", "-d", loop], capture_output=True)
+
+
+def test_the_xen_kit_never_cleans_through_a_link_out_of_its_root(tmp_path: Path) -> None:
+    """The dom0 root being built may hold absolute links (to the build machine's own
+    /usr/share/doc, say): its clean-up resolves every path and refuses to leave the root."""
+    from xenlab.errors import LabError
+    from xenlab.lab.xenkit import _inside
+
+    rootfs, decoy = tmp_path / "rootfs", tmp_path / "host-doc"
+    (rootfs / "usr/lib/modules").mkdir(parents=True)
+    decoy.mkdir()
+    (decoy / "precious").write_text("the build machine's")
+    (rootfs / "lib").symlink_to("usr/lib")  # merged /usr: a relative link stays inside
+    assert _inside(rootfs, "lib/modules") == (rootfs / "usr/lib/modules").resolve()
+    (rootfs / "usr/share").mkdir()
+    (rootfs / "usr/share/doc").symlink_to(decoy)  # absolute: out of the root
+    with pytest.raises(LabError, match="outside the dom0 root"):
+        _inside(rootfs, "usr/share/doc")
+    assert (decoy / "precious").exists()

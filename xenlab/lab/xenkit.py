@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -208,7 +209,8 @@ def _build(cache: Path, directory: Path, done: Path, progress: Progress,
     if mirror is None:
         raise LabError("no Debian mirror for bookworm in /etc/apt/sources.list*")
     for old in cache.glob("kit-*"):  # one kit at a time: an old recipe's kit is 1.5 GB
-        shutil.rmtree(old, ignore_errors=True)
+        if _KIT_NAME.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)  # only xenlab's kit-<digest> directories
     directory.mkdir(parents=True, exist_ok=True)
     debs = cache / "debs"
     debs.mkdir(exist_ok=True)
@@ -227,7 +229,8 @@ def _build(cache: Path, directory: Path, done: Path, progress: Progress,
                 except CommandError as exc:
                     raise LabError(f"debootstrap of the dom0 root failed: {exc}") from None
                 for old in cache.glob("rootfs-*.tar"):
-                    old.unlink()
+                    if _ROOTFS_TAR.fullmatch(old.name) and old.is_file() and not old.is_symlink():
+                        old.unlink()
                 runner.run(["tar", "-C", str(rootfs), "-cf", str(base.with_suffix(".tmp")), "."],
                            timeout=600)
                 os.replace(base.with_suffix(".tmp"), base)
@@ -260,21 +263,22 @@ def _build(cache: Path, directory: Path, done: Path, progress: Progress,
 
 
 def _configure_rootfs(rootfs: Path, tree: KernelTree, runner: Runner) -> None:
-    modules = rootfs / "lib/modules"
+    modules = _inside(rootfs, "lib/modules")
     shutil.rmtree(modules, ignore_errors=True)
     modules.mkdir(parents=True)
     shutil.copytree(tree.modules_dir, modules / tree.version, symlinks=True)
     for pruned in PRUNED_MODULES:
-        shutil.rmtree(modules / tree.version / "kernel" / pruned, ignore_errors=True)
+        shutil.rmtree(_inside(rootfs, f"lib/modules/{tree.version}/kernel/{pruned}"),
+                      ignore_errors=True)
     runner.run(["depmod", "-b", str(rootfs), tree.version])
     for junk in ("usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache/apt/archives",
                  "var/lib/apt/lists"):
-        for child in (rootfs / junk).glob("*"):
-            if child.is_dir():
+        for child in _inside(rootfs, junk).glob("*"):
+            if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child, ignore_errors=True)
             else:
-                child.unlink(missing_ok=True)
-    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):  # per lab and host, from the seed
+                child.unlink(missing_ok=True)  # a file, or a link itself (never its target)
+    for key in _inside(rootfs, "etc/ssh").glob("ssh_host_*"):  # per lab and host, from the seed
         key.unlink()
     _write(rootfs / "sbin/xinit", XINIT, 0o755)
     _write(rootfs / "etc/inittab", INITTAB)
@@ -306,9 +310,25 @@ def _fit_libvirt(rootfs: Path) -> None:
         raise LabError(f"libvirt's {index.name} does not include x86_qemu64.xml")
     index.write_text(index.read_text().replace(
         include, include + "\n    <include filename='x86_qemu64-nosep.xml'/>", 1))
-    for driver in (rootfs / "usr/lib").glob("*/libvirt/connection-driver/libvirt_driver_qemu.so"):
-        driver.unlink()
+    for driver in _inside(rootfs, "usr/lib").glob(
+            "*/libvirt/connection-driver/libvirt_driver_qemu.so"):
+        _inside(rootfs, str(driver.relative_to(rootfs))).unlink()
     (rootfs / "var/log/libvirt").mkdir(parents=True, exist_ok=True)
+
+
+_KIT_NAME = re.compile(r"kit-[0-9a-f]{12}")
+_ROOTFS_TAR = re.compile(r"rootfs-[0-9a-f]{12}\.tar")
+
+
+def _inside(rootfs: Path, relative: str) -> Path:
+    """`rootfs/relative` with every link in it resolved, refused (LabError) if it leaves the
+    root filesystem being built: an absolute link in the chroot must never turn a clean-up of
+    the image into one of this machine."""
+    path = (rootfs / relative).resolve()
+    if not path.is_relative_to(rootfs.resolve()):
+        raise LabError(f"{rootfs / relative} leads to {path}, outside the dom0 root being "
+                       "built; refusing to remove anything through it")
+    return path
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
