@@ -85,7 +85,19 @@ def _mac(text: str) -> str:
     return text.lower()
 
 
+def _host_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", text):
+        raise argparse.ArgumentTypeError(f"expected a host name of the inventory, found "
+                                         f"{text[:60]!r}")
+    return text
+
+
 def _path(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeError:  # bytes that are not UTF-8 (argv's surrogate escapes)
+        raise argparse.ArgumentTypeError(f"expected a file path in UTF-8, found "
+                                         f"{text[:60]!r}") from None
     if not text or "\0" in text or len(text) > 4096:
         raise argparse.ArgumentTypeError(f"expected a file path, found {text[:60]!r}")
     return text
@@ -169,7 +181,7 @@ def _main(argv: Sequence[str] | None) -> int:
     probe.add_argument("--interval", default="1ms", help="probe interval (default 1ms)")
     probe.add_argument("--duration", default="30s", help="how long (default 30s; Ctrl-C ends "
                                                         "it early and still prints figures)")
-    probe.add_argument("--from", dest="origin", metavar="HOST",
+    probe.add_argument("--from", dest="origin", metavar="HOST", type=_host_name,
                        help="send from this lab host (of --inventory) instead of here")
     probe.add_argument("--inventory", type=_path, default="inventories/embedded-xen.yml")
     probe.add_argument("--root", type=_path,
@@ -185,6 +197,7 @@ def _main(argv: Sequence[str] | None) -> int:
     trend.add_argument("-o", "--output", type=_path, default="reports/trend.html")
     args = parser.parse_args(argv)
     if args.command == "report":
+        _check_report_output(Path(args.output))
         print(f"wrote {write_trend(args.results, args.output)}")
         return 0
     if args.command == "compare":

@@ -332,13 +332,22 @@ def _directory(value: str, option: str, variable: str) -> str:
     non-directory."""
     where = f"{option} (or {variable})"
     path = Path(_text(value, where)).absolute()
-    if path.exists() and not path.is_dir():
-        raise pytest.UsageError(f"{where} {value}: expected a directory, found a file")
+    try:
+        if path.exists() and not path.is_dir():
+            raise pytest.UsageError(f"{where} {value}: expected a directory, found a file")
+    except OSError as exc:
+        raise pytest.UsageError(f"{where} {value[:60]}...: {exc.strerror}") from None
     return str(path)
 
 
 def _output_file(value: str, where: str) -> None:
-    path = Path(_text(value, where))
+    try:
+        _output_path(Path(_text(value, where)), value, where)
+    except OSError as exc:
+        raise pytest.UsageError(f"{where} {value[:60]}: {exc.strerror}") from None
+
+
+def _output_path(path: Path, value: str, where: str) -> None:
     if path.is_dir():
         raise pytest.UsageError(f"{where} {value}: expected a file to write, found a directory")
     parent = next((p for p in path.absolute().parents if p.exists()), None)
@@ -383,9 +392,6 @@ def _check_options(options: LabOptions) -> None:
             load_results(options.baseline)
         except XenlabError as exc:
             raise pytest.UsageError(f"--lab-baseline (or XENLAB_BASELINE): {exc}") from None
-        except OSError as exc:
-            raise pytest.UsageError(f"--lab-baseline (or XENLAB_BASELINE) "
-                                    f"{options.baseline}: {exc.strerror or exc}") from None
 
 
 def _sigterm_as_interrupt() -> None:

@@ -78,9 +78,21 @@ def test_kept_lab_is_torn_down_by_the_command(lab_files: tuple[Path, Path, str])
     listing = subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "list", "--root",
                               str(root)], capture_output=True, text=True, check=True).stdout
     assert f"{name}: kept" in listing
+    # a kept lab is not rebuilt by the next run of its name: that run refuses and says how
+    again = subprocess.run(suites(inventory, root, "-k", "every_host"), cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "was kept up by an earlier run" in again.stdout, \
+        again.stdout[-3000:]
+    assert f"xenlab lab down --lab {name}" in again.stdout
+    # --dry-run lists the lab's own things and removes none of them
+    dry = subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
+                          "--root", str(root), "--dry-run"], capture_output=True, text=True)
+    assert dry.returncode == 0 and f"would remove namespace xenlab-{name}--switch" in dry.stdout
+    assert f"would remove directory {root.resolve() / name}" in dry.stdout, dry.stdout
+    assert any(item.startswith("namespace") for item in leftovers(name, root))
     down = subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
                            "--root", str(root)], capture_output=True, text=True)
-    assert down.returncode == 0 and f"removed namespace xenlab-{name}-switch" in down.stdout
+    assert down.returncode == 0 and f"removed namespace xenlab-{name}--switch" in down.stdout
     assert leftovers(name, root) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import yaml
 
 from xenlab.errors import InventoryError
 from xenlab.inventory import LabKind, Toolstack, load_inventory, parse_inventory, parse_size
+from xenlab.inventory.load import MAX_DEPTH, MAX_INVENTORY_BYTES
+from xenlab.names import LAB_NAME_RULE, is_lab_name
 
 REPO = Path(__file__).parents[2]
 EMBEDDED = (REPO / "inventories/embedded.yml").read_text()
@@ -151,3 +154,225 @@ def test_controller_observes_real_labs_only() -> None:
     real = (REPO / "inventories/xl.yml").read_text().replace("observer: xen_storage",
                                                               "observer: controller")
     assert parse_inventory(real, "xl.yml").observer == "controller"
+
+
+# --- hostile files: each gets one InventoryError naming the file and what was expected ---
+
+def load_error(path: Path) -> InventoryError:
+    """The InventoryError of loading `path`; any other exception fails the test."""
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert str(info.value).startswith(f"{path}: expected "), str(info.value)
+    return info.value
+
+
+def write(tmp_path: Path, data: bytes | str, name: str = "lab.yml") -> Path:
+    path = tmp_path / name
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    return path
+
+
+def test_binary_file_is_refused(tmp_path: Path) -> None:
+    err = load_error(write(tmp_path, EMBEDDED.encode()[:100] + b"\0\x01\x02\x7fELF"))
+    assert err.expected == "a text file (YAML)" and "NUL byte at offset 100" in str(err)
+
+
+def test_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    err = load_error(write(tmp_path, EMBEDDED.replace("embedded (Debian", "embarqu\u00e9 (Debian")
+                           .encode("latin-1")))
+    assert err.expected == "UTF-8 text" and "byte 0xe9 at offset" in str(err)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only\n# comments\n", "---\n", "~\n"])
+def test_empty_or_comment_only_file_is_refused(tmp_path: Path, text: str) -> None:
+    err = load_error(write(tmp_path, text))
+    assert "an empty file or only comments" in str(err) and "'all'" in err.expected
+
+
+def test_control_characters_are_refused(tmp_path: Path) -> None:
+    err = load_error(write(tmp_path, EMBEDDED.replace("ext4", "ext4\x1b[2J")))
+    assert err.expected == "printable text (YAML)" and "U+001B" in str(err)
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    err = load_error(tmp_path)
+    assert err.expected == "a regular file" and err.found == "a directory"
+
+
+def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "lab.yml"
+    os.mkfifo(fifo)
+    err = load_error(fifo)
+    assert err.expected == "a regular file" and err.found == "a FIFO"
+
+
+def test_unreadable_paths_are_refused(tmp_path: Path) -> None:
+    # these hold for root too: no permission bit makes them readable
+    plain = write(tmp_path, EMBEDDED)
+    err = load_error(plain / "lab.yml")  # a path under a regular file
+    assert "a readable file (Not a directory)" in str(err)
+    (tmp_path / "dangling.yml").symlink_to(tmp_path / "gone.yml")
+    assert "no such file" in str(load_error(tmp_path / "dangling.yml"))
+    (tmp_path / "loop.yml").symlink_to(tmp_path / "loop.yml")
+    assert "a readable file (Too many levels of symbolic links)" in str(
+        load_error(tmp_path / "loop.yml"))
+    with pytest.raises(InventoryError, match="a usable file name"):
+        load_inventory(f"{tmp_path}/lab\0.yml")
+
+
+def test_file_without_read_permission_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, EMBEDDED)
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("this user (root) reads files without read permission")
+        assert "a readable file (Permission denied)" in str(load_error(path))
+    finally:
+        path.chmod(0o600)
+
+
+def test_huge_file_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yml"
+    with path.open("wb") as file:  # sparse: 1 GiB said by stat, nothing written
+        file.truncate(1 << 30)
+    err = load_error(path)
+    assert err.expected == (f"an inventory of at most {MAX_INVENTORY_BYTES >> 10} KiB "
+                            f"({MAX_INVENTORY_BYTES} bytes)")
+    assert err.found == f"{1 << 30} bytes"
+    err = load_error(write(tmp_path, EMBEDDED + "#" * MAX_INVENTORY_BYTES))
+    assert err.expected.startswith("an inventory of at most ")
+    assert err.found == f"{len(EMBEDDED) + MAX_INVENTORY_BYTES} bytes"
+
+
+def test_file_of_exactly_the_limit_loads(tmp_path: Path) -> None:
+    pad = MAX_INVENTORY_BYTES - len(EMBEDDED.encode())
+    text = EMBEDDED + ("#" + "x" * 78 + "\n") * (pad // 80) + "#" * (pad % 80)
+    path = write(tmp_path, text)
+    assert path.stat().st_size == MAX_INVENTORY_BYTES
+    assert load_inventory(path).lab == "embedded"
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 50_000 + "]" * 50_000,  # PyYAML alone: RecursionError
+    "{a: " * 5_000 + "1" + "}" * 5_000,
+    "".join(f"{' ' * i}k{i}:\n" for i in range(200)) + " " * 200 + "v\n",
+    EMBEDDED.replace('extra: "3"', "extra: " + "[" * 100 + "]" * 100),
+])
+def test_deep_nesting_is_refused(tmp_path: Path, text: str) -> None:
+    err = load_error(write(tmp_path, text))
+    assert f"at most {MAX_DEPTH} levels of nesting" in err.expected
+
+
+def test_nesting_within_the_limit_is_only_a_type_error() -> None:
+    text = EMBEDDED.replace('extra: "3"', "extra: " + "[" * 20 + "]" * 20)
+    err = error_of(text)
+    assert err.key == "all.children.guests.hosts.vm1.domain.extra" and err.expected == "str or int"
+
+
+BILLION_LAUGHS = "lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"lol{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize("text", [
+    BILLION_LAUGHS,
+    BILLION_LAUGHS + EMBEDDED,
+    EMBEDDED.replace("bridge: xenbr0\n", "bridge: &br xenbr0\n").replace(
+        "initiator_interface", "xx"),  # an anchor alone
+    EMBEDDED.replace("ansible_host: 198.18.0.12}", "ansible_host: *ip}").replace(
+        "ansible_host: 198.18.0.11}", "ansible_host: &ip 198.18.0.11}"),
+])
+def test_anchors_and_aliases_are_refused(tmp_path: Path, text: str) -> None:
+    err = load_error(write(tmp_path, text))
+    assert "no anchors or aliases" in err.expected and "line" in err.expected
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("1: x\n", "int"),
+    ("all:\n  null: x\n", "nothing"),
+    ("all:\n  true: x\n", "bool"),
+    ("? [a, b]\n: x\n", "list"),
+    (EMBEDDED.replace("xen_resource_2:", "12:"), "int"),
+    (EMBEDDED.replace("xen_resource_2:", "2024-01-01:"), "date"),
+])
+def test_mapping_keys_must_be_strings(tmp_path: Path, text: str, found: str) -> None:
+    err = load_error(write(tmp_path, text))
+    assert f"a mapping key that is a string, found {found} (quote it)" in err.expected
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path: Path) -> None:
+    text = EMBEDDED.replace("        xen_resource_2: {ansible_host: 198.18.0.12}\n",
+                            "        xen_resource_1: {ansible_host: 198.18.0.12}\n")
+    first = text.splitlines().index("        xen_resource_1: {ansible_host: 198.18.0.11}") + 1
+    err = load_error(write(tmp_path, text))
+    assert f"each key once, found 'xen_resource_1' again (first at line {first}) " \
+           f"at line {first + 1}" in err.expected
+    err = load_error(write(tmp_path, EMBEDDED.replace("      kind: embedded\n",
+                                                      "      kind: embedded\n      lab: other\n")))
+    assert "found 'lab' again" in err.expected
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("!!python/object/apply:os.system ['touch /tmp/xenlab-pwned']", "could not determine a constructor"),
+    ("!!python/name:os.system", "could not determine a constructor"),
+    ("!vault '$ANSIBLE_VAULT;1.1;AES256'", "could not determine a constructor"),
+    ("!!bool maybe", "a value that can be read as !!bool"),
+    ("!!int abc", "a value that can be read as !!int"),
+    ("!!timestamp soon", "a value that can be read as !!timestamp"),
+    ("2001-13-45", "a value that can be read as !!timestamp"),
+    ("0b_", "a value that can be read as !!int"),
+])
+def test_yaml_tags_and_unreadable_scalars_are_refused(tmp_path: Path, value: str,
+                                                      problem: str) -> None:
+    err = load_error(write(tmp_path, EMBEDDED.replace("filesystem: ext4", f"filesystem: {value}")))
+    assert err.expected.startswith("valid YAML (") and problem in err.expected
+    assert not Path("/tmp/xenlab-pwned").exists()
+
+
+def test_several_documents_are_refused(tmp_path: Path) -> None:
+    err = load_error(write(tmp_path, EMBEDDED + "---\n" + EMBEDDED))
+    assert "another document" in err.expected
+
+
+def test_oversized_numbers_are_a_size_error() -> None:
+    err = error_of(mutate(lambda d: d["all"]["vars"]["xenlab"]["lvm"].update(size="9" * 400)))
+    assert err.key == "all.vars.xenlab.lvm.size"
+
+
+# --- names: the lab name follows xenlab.names; host names are safe path components ---
+
+@pytest.mark.parametrize("name", ["a", "lab-2", "x" * 16, "0"])
+def test_good_lab_names_load(name: str) -> None:
+    assert parse_inventory(mutate(lambda d: d["all"]["vars"]["xenlab"].update(lab=name))).lab == name
+
+
+@pytest.mark.parametrize("name", ["a--b", "-a", "a-", "Lab", "x" * 17, "", "a_b", "a/b", "a.b",
+                                  "..", "a b", 7, None, ["a"]])
+def test_bad_lab_names_are_refused_by_the_one_rule(name: object) -> None:
+    assert not is_lab_name(name)
+    err = error_of(mutate(lambda d: d["all"]["vars"]["xenlab"].update(lab=name)))
+    assert str(err).startswith("lab.yml: all.vars.xenlab.lab: expected a lab name: ")
+    assert LAB_NAME_RULE in err.expected
+
+
+def rename_host(new: object) -> str:
+    def change(d: dict) -> None:
+        hosts = d["all"]["children"]["resources"]["hosts"]
+        hosts[new] = hosts.pop("xen_resource_2")
+    return mutate(change)
+
+
+@pytest.mark.parametrize("name", ["r2", "xen.resource-2", "R_2", "x" * 32, "1"])
+def test_good_host_names_load(name: str) -> None:
+    names = [h.name for h in parse_inventory(rename_host(name)).resources]
+    assert sorted(names) == sorted(["xen_resource_1", name])
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", ".", ".hidden", "-x", "_x", "x" * 33, "a b",
+                                  "", "a\nb", "a:b", "~root", "x;reboot", "a$(id)"])
+def test_bad_host_names_are_refused(name: str) -> None:
+    err = error_of(rename_host(name))
+    assert err.key == "all.children.resources.hosts" + (f".{name}" if name else "")
+    assert err.found == name
+    assert "a host name of 1-32 letters, digits, '_', '.' and '-'" in err.expected

@@ -1,18 +1,25 @@
 """Load an Ansible-shaped YAML inventory into a validated `Inventory`, before any I/O on a lab.
 
-Every problem raises `InventoryError` naming the file, the dotted key and what was expected.
+Every problem raises `InventoryError` naming the file, the dotted key and what was expected;
+a hostile or broken file (binary, not UTF-8, huge, deeply nested, an alias bomb, duplicate
+keys, unknown YAML tags, a directory or a FIFO) gets the same error and never a traceback.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node
+from yaml.reader import ReaderError
 
 from xenlab.errors import InventoryError
 from xenlab.inventory.model import (
@@ -30,15 +37,87 @@ from xenlab.inventory.model import (
     Toolstack,
     Vif,
 )
+from xenlab.names import LAB_NAME_RULE, is_lab_name
 
 EMBEDDED_RANGE = IPv4Network("198.18.0.0/15")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-_LAB_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+_HOST_NAME_RULE = ("a host name of 1-32 letters, digits, '_', '.' and '-', starting with a "
+                   "letter or digit")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 T = TypeVar("T")
+
+# The shipped inventories are 1-3 KiB and at most 8 levels deep; these bounds are about a
+# hundred times that. The size bound is what keeps a refusal quick: the pure-Python parser
+# (the only one whose composer can be made to refuse aliases and depth) reads dense YAML at
+# about 40 KB/s, plain mappings at about 200 KB/s, so 256 KiB is refused within seconds
+# where 1 MiB of `[[...]]` took half a minute.
+MAX_INVENTORY_BYTES = 256 << 10
+MAX_DEPTH = 64
+
+
+class _InventoryLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` made strict for inventories.
+
+    Anchors and aliases are refused outright rather than bounded: an inventory has no need
+    for them (each host is a few lines), and refusing them is the one rule that makes an
+    alias bomb ("billion laughs") impossible, not just expensive. PyYAML builds aliased
+    nodes by reference, so the danger is not the load itself but whatever walks, prints or
+    dumps the result afterwards (an error message showing the value, for one); a bound on
+    expansion would have to be enforced by each such walker.
+
+    Nesting deeper than MAX_DEPTH is refused while composing (PyYAML composes recursively
+    and would otherwise end in a RecursionError). Mapping keys must be strings and appear
+    once: `safe_load` silently keeps the last of two equal keys, which hides a typo in a
+    careful admin's file. A value a scalar constructor cannot build (`2001-13-45`,
+    `!!bool maybe`, `!!int abc`) becomes a ConstructorError at its line instead of the
+    ValueError, KeyError or AttributeError PyYAML lets through.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ComposerError(None, None, "no anchors or aliases ('&name', '*name'): an "
+                                "inventory spells every value out", event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise ComposerError(None, None, f"at most {MAX_DEPTH} levels of nesting",
+                                event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            raise ConstructorError(None, None, f"a value that can be read as {tag}",
+                                   node.start_mark) from None
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # merge keys ('<<') first, as SafeLoader does
+        first: dict[str, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raise ConstructorError(None, None, f"a mapping key that is a string, found "
+                                       f"{_kind(key)} (quote it)", key_node.start_mark)
+            if key in first:
+                raise ConstructorError(None, None, f"each key once, found {key!r} again "
+                                       f"(first at line {first[key]})", key_node.start_mark)
+            first[key] = line
+        return super().construct_mapping(node, deep)
 
 
 class _Reader:
@@ -65,13 +144,15 @@ class _Reader:
 
     def get(self, name: str, kind: type[T], default: T | None = None, what: str = "") -> T:
         self.seen.add(name)
+        # `kind` may be a tuple of types (callers silence mypy for that)
+        what = what or " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         if name not in self.data:
             if default is None:
-                raise self.fail(name, f"{what or kind.__name__} (required key is missing)")
+                raise self.fail(name, f"{what} (required key is missing)")
             return default
         value = self.data[name]
         if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-            raise self.fail(name, what or kind.__name__, value)
+            raise self.fail(name, what, value)
         return value
 
     def sub(self, name: str, required: bool = True) -> _Reader:
@@ -101,29 +182,99 @@ def parse_size(text: object) -> int:
         raise ValueError(text)
     number, unit = match.groups()
     scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit.lower()]
-    return int(float(number) * scale)
+    try:
+        return int(float(number) * scale)
+    except OverflowError:  # a number too long for a float: inf
+        raise ValueError(text) from None
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    """Read and validate an inventory file."""
+    """Read and validate an inventory file: a regular file of at most MAX_INVENTORY_BYTES
+    of UTF-8 text. Every failure, of the file or of its content, is one InventoryError."""
+    return parse_inventory(_read_text(path), str(path))
+
+
+def _read_text(path: str | Path) -> str:
     name = str(path)
+    limit = f"at most {MAX_INVENTORY_BYTES >> 10} KiB ({MAX_INVENTORY_BYTES} bytes)"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (fstat refuses it below)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise InventoryError(name, "", "a regular file", _file_kind(info.st_mode))
+            if info.st_size > MAX_INVENTORY_BYTES:
+                raise InventoryError(name, "", f"an inventory of {limit}",
+                                     f"{info.st_size} bytes")
+            data = _read_at_most(fd, MAX_INVENTORY_BYTES + 1)  # the file may have grown
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise InventoryError(name, "", "an existing inventory file (no such file)") from None
     except OSError as exc:
-        raise InventoryError(name, "", f"a readable file ({exc.strerror})") from None
-    return parse_inventory(text, name)
-
-
-def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
+        raise InventoryError(name, "", f"a readable file ({exc.strerror or exc})") from None
+    except ValueError as exc:  # a NUL in the path
+        raise InventoryError(name, "", f"a usable file name ({exc})") from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise InventoryError(name, "", f"an inventory of {limit}",
+                             f"more than {MAX_INVENTORY_BYTES} bytes")
+    if b"\0" in data:
+        raise InventoryError(name, "", "a text file (YAML)",
+                             f"a NUL byte at offset {data.index(0)}: binary data")
     try:
-        data = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InventoryError(name, "", "UTF-8 text",
+                             f"byte 0x{data[exc.start]:02x} at offset {exc.start}") from None
+
+
+def _read_at_most(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.read(fd, min(size, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _load_yaml(text: str, path: str) -> object:
+    """The YAML document of `text` (see `_InventoryLoader`), or an InventoryError naming the
+    line and the problem."""
+    try:
+        loader = _InventoryLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except ReaderError as exc:
+        raise InventoryError(path, "", "printable text (YAML)",
+                             f"character U+{exc.character:04X} at position {exc.position}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise InventoryError(path, "", f"valid YAML ({problem}{where})") from None
+    except RecursionError:  # MAX_DEPTH stops this first; kept as a last line of defence
+        raise InventoryError(path, "", f"at most {MAX_DEPTH} levels of nesting") from None
+
+
+def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
+    data = _load_yaml(text, path)
+    if data is None:
+        raise InventoryError(path, "", "an inventory (a mapping with key 'all')",
+                             "an empty file or only comments")
     top = _Reader(path, data, "")
     root = top.sub("all")
     top.done()
@@ -135,9 +286,9 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
 
     kind = _enum(lab, "kind", LabKind)
     toolstack = _enum(lab, "toolstack", Toolstack)
-    lab_name = lab.get("lab", str, what="a lab name (lower-case letters, digits, '-'; 16 at most)")
-    if not _LAB_NAME.match(lab_name):
-        raise lab.fail("lab", "a lab name of lower-case letters, digits and '-', 16 at most", lab_name)
+    lab_name = lab.get("lab", str, what=f"a lab name: {LAB_NAME_RULE}")
+    if not is_lab_name(lab_name):  # the one rule of xenlab.names
+        raise lab.fail("lab", f"a lab name: {LAB_NAME_RULE}", lab_name)
     network = _network(lab, "network")
     if kind.built_here and not network.subnet_of(EMBEDDED_RANGE):
         raise lab.fail("network", f"a subnet of {EMBEDDED_RANGE} for the embedded lab", str(network))
@@ -211,8 +362,9 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         if not group.data:
             raise group.fail("", f"at least one host in group {role.value}")
         for host_name in group.data:
+            # a host name becomes a namespace suffix, a file name and an SSH alias
             if not isinstance(host_name, str) or not _NAME.match(host_name):
-                raise group.fail(str(host_name), "a host name of letters, digits, '_', '.', '-'", host_name)
+                raise group.fail(str(host_name), _HOST_NAME_RULE, host_name)
             hv = group.sub(host_name)
             hosts.append(_host(hv, host_name, role, kind))
             if role is Role.GUEST:
@@ -292,8 +444,9 @@ def _domain(dr: _Reader, host_name: str) -> DomainSpec:
     for i, text in enumerate(_str_list(dr, "vif")):
         fields = dict(p.strip().split("=", 1) for p in text.split(",") if "=" in p)
         mac, bridge = fields.get("mac", ""), fields.get("bridge", "")
-        if not _MAC.match(mac) or not bridge:
-            raise dr.fail(f"vif[{i}]", "'mac=XX:XX:XX:XX:XX:XX, bridge=NAME'", text)
+        if not _MAC.match(mac) or not _IFNAME.match(bridge):
+            raise dr.fail(f"vif[{i}]", "'mac=XX:XX:XX:XX:XX:XX, bridge=NAME' (NAME an "
+                          "interface name of 1-15 letters, digits and '_.-')", text)
         vifs.append(Vif(mac=mac.lower(), bridge=bridge))
     disks = _str_list(dr, "disk")
     for i, text in enumerate(disks):
@@ -301,7 +454,7 @@ def _domain(dr: _Reader, host_name: str) -> DomainSpec:
             raise dr.fail(f"disk[{i}]",
                           "'phy:DEVICE,TARGET,MODE' (e.g. 'phy:/dev/vg_xen/lv_vm1,hda1,w')", text)
     spec = DomainSpec(
-        name=dr.get("name", str, host_name),
+        name=_domain_name(dr, host_name),
         config_path=dr.get("config", str, what="the path of the domain config on the resource hosts"),
         memory=_int(dr, "memory", 16, 1 << 20),
         kernel=dr.get("kernel", str),
@@ -393,9 +546,18 @@ def _size(r: _Reader, name: str, default: int | None = None) -> int:
     return size
 
 
+def _domain_name(dr: _Reader, default: str) -> str:
+    """The guest's name: also a file name (its QMP socket, console log) on the hosts."""
+    value = dr.get("name", str, default)
+    if not _NAME.match(value):
+        raise dr.fail("name", "a domain name: 1-32 letters, digits and '_.-', starting with a "
+                      "letter or digit", value)
+    return value
+
+
 def _name(r: _Reader, name: str) -> str:
     value = r.get(name, str)
-    if not re.match(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$", value):
+    if value in (".", "..") or not re.match(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$", value):
         raise r.fail(name, "an LVM name (letters, digits, '+_.-')", value)
     return value
 
