@@ -61,6 +61,18 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 120
 
 
 
+def results_are_read_back(*paths: Path) -> None:
+    """What a real run wrote, `xenlab compare` and `xenlab report trend` read back (the
+    strict results loader refuses nothing xenlab itself writes)."""
+    same = subprocess.run([sys.executable, "-m", "xenlab.cli", "compare", str(paths[0]),
+                           str(paths[0])], cwd=REPO, capture_output=True, text=True)
+    assert same.returncode == 0, same.stdout + same.stderr
+    trend = subprocess.run([sys.executable, "-m", "xenlab.cli", "report", "trend",
+                            *map(str, paths), "-o", str(paths[0].parent / "trend.html")],
+                           cwd=REPO, capture_output=True, text=True)
+    assert trend.returncode == 0, trend.stdout + trend.stderr
+
+
 @dataclass
 class Background:
     """A certification run started in the background (its output goes to a file: a pipe
