@@ -327,9 +327,12 @@ def _probe(args: argparse.Namespace) -> int:
     print(f"sent {f.sent}, received {f.received}, lost {f.lost} ({f.loss_pct:.2f} %)")
     print(f"longest gap between replies {f.longest_gap_ms:.1f} ms: "
           f"network downtime {f.downtime_ms:.1f} ms")
+    if f.gap_open:
+        print(f"the target stopped answering and had not come back when the probe ended: an "
+              f"outage of at least {f.open_gap_ms:.1f} ms, still open")
     print(f"rtt min/median/p99/max = {f.rtt_min_ms:.3f}/{f.rtt_median_ms:.3f}/"
           f"{f.rtt_p99_ms:.3f}/{f.rtt_max_ms:.3f} ms")
-    return 0
+    return 1 if f.gap_open else 0
 
 
 def _check_report_output(path: Path) -> None:

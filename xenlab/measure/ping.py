@@ -86,8 +86,9 @@ def parse_ping(lines: Iterable[str], interval_s: float) -> PingRun:
 @dataclass(frozen=True)
 class Gap:
     start: float  # time of the last reply before the gap
-    end: float  # time of the first reply after it
+    end: float  # time of the first reply after it (open: when the last probe was sent)
     lost: int  # probes that went unanswered in between
+    open: bool = False  # no reply came after it before the meter stopped: at least this long
 
     @property
     def ms(self) -> float:
@@ -105,6 +106,8 @@ class MeterFigures:
     downtime_ms: float  # longest gap minus one interval: how long the guest was unreachable
     gap_start: float | None
     gap_end: float | None
+    gap_open: bool  # an outage was still open when the meter stopped ...
+    open_gap_ms: float | None  # ... this long at least (from the last reply to the last probe)
     rtt_min_ms: float | None
     rtt_median_ms: float | None
     rtt_p99_ms: float | None
@@ -121,14 +124,49 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+def _sent_time(reply: Reply) -> float:
+    return reply.sent if reply.sent is not None else reply.time - reply.rtt_ms / 1000.0
+
+
+def in_flight(run: PingRun) -> int:
+    """How many of the last probes may still have had their reply on the way when the meter
+    stopped: the slowest round trip seen, in intervals, plus two."""
+    slowest = max((r.rtt_ms for r in run.replies), default=0.0) / 1000.0
+    return math.ceil(slowest / run.interval_s) + 2 if run.interval_s > 0 else 2
+
+
+def open_gap(run: PingRun) -> Gap | None:
+    """The outage still going on when the meter stopped: probes after the last reply went
+    unanswered, more of them than could still be in flight. It runs from the last reply to
+    when the last probe was sent (ping's 'no answer yet' notice, or the schedule from the
+    last reply's send time), so it is a lower bound of the outage."""
+    if not run.replies:
+        return None
+    last = max(run.replies, key=lambda r: r.seq)
+    missing = run.sent - last.seq
+    if missing <= in_flight(run):
+        return None
+    ends = [t for seq, t in run.unanswered if seq > last.seq]
+    end = max(ends) if ends else _sent_time(last) + missing * run.interval_s
+    latest = max(run.replies, key=lambda r: r.time)
+    return Gap(latest.time, max(end, latest.time), missing, open=True)
+
+
 def gaps(run: PingRun, start: float | None = None, end: float | None = None) -> list[Gap]:
-    """Gaps between consecutive replies (by print time), optionally within [start, end]."""
+    """Gaps between consecutive replies (by print time), optionally within [start, end],
+    and the open one at the end of the run when the target had stopped answering."""
     replies = sorted(run.replies, key=lambda r: r.time)
     if start is not None:
         replies = [r for r in replies if r.time >= start]
     if end is not None:
         replies = [r for r in replies if r.time <= end]
-    return [Gap(a.time, b.time, max(0, b.seq - a.seq - 1)) for a, b in itertools.pairwise(replies)]
+    found = [Gap(a.time, b.time, max(0, b.seq - a.seq - 1))
+             for a, b in itertools.pairwise(replies)]
+    tail = open_gap(run)
+    if tail is not None and (start is None or tail.end >= start) and \
+            (end is None or tail.start <= end):
+        found.append(tail)
+    return found
 
 
 def longest_gap(run: PingRun, start: float | None = None, end: float | None = None) -> Gap | None:
@@ -136,13 +174,28 @@ def longest_gap(run: PingRun, start: float | None = None, end: float | None = No
     return max(found, key=lambda g: g.end - g.start) if found else None
 
 
-def figures(run: PingRun) -> MeterFigures:
+def steady(run: PingRun, n: int) -> bool:
+    """The last `n` replies (by sequence number) are consecutive: the target answers every
+    probe again."""
+    seqs = sorted(r.seq for r in run.replies)[-n:]
+    return len(seqs) == n and seqs[-1] - seqs[0] == n - 1
+
+
+def span_counts(run: PingRun, start: float, end: float) -> tuple[int, int]:
+    """(sent, received) of the probes sent within [start, end] (send times from the
+    schedule for lost ones): the same span in every run, whatever the window's length."""
+    probes = [p for p in timeline(run) if start <= p.sent <= end]
+    return len(probes), sum(1 for p in probes if p.rtt_ms is not None)
+
+
+def figures(run: PingRun, span: tuple[float, float] | None = None) -> MeterFigures:
+    """The meter's figures. Loss is over `span` (start, end) when given, else over the run;
+    the longest gap is over the run, an outage still open at its end included."""
     if not run.replies:
         raise ParseError("ping output", "no replies at all: is the target reachable?")
-    sent = run.sent
-    received = len(run.replies)
+    sent, received = span_counts(run, *span) if span else (run.sent, len(run.replies))
     lost = max(0, sent - received)
-    gap = longest_gap(run)
+    gap, tail = longest_gap(run), open_gap(run)
     interval_ms = run.interval_s * 1000.0
     longest = gap.ms if gap else 0.0
     rtts = [r.rtt_ms for r in run.replies]
@@ -151,6 +204,7 @@ def figures(run: PingRun) -> MeterFigures:
         loss_pct=100.0 * lost / sent if sent else 0.0,
         longest_gap_ms=longest, downtime_ms=max(0.0, longest - interval_ms),
         gap_start=gap.start if gap else None, gap_end=gap.end if gap else None,
+        gap_open=tail is not None, open_gap_ms=tail.ms if tail else None,
         rtt_min_ms=min(rtts), rtt_median_ms=statistics.median(rtts),
         rtt_p99_ms=percentile(rtts, 99), rtt_max_ms=max(rtts),
     )
@@ -168,8 +222,7 @@ def timeline(run: PingRun) -> list[Probe]:
     A lost probe's send time is interpolated between its neighbours' (the schedule)."""
     if not run.replies:
         return []
-    known = sorted((r.seq, r.sent if r.sent is not None else r.time - r.rtt_ms / 1000.0,
-                    r.rtt_ms) for r in run.replies)
+    known = sorted((r.seq, _sent_time(r), r.rtt_ms) for r in run.replies)
     first, last = known[0][0], max(run.sent + known[0][0] - 1, known[-1][0])
     out = []
     k = 0

@@ -21,6 +21,7 @@ class StreamResult:
     in_order: bool
     error: str
     longest_stall_ms: float
+    stall_open: bool = False  # lines never came back: the stall had not ended at the report
 
     @property
     def intact(self) -> bool:
@@ -37,7 +38,8 @@ def parse_stream_result(text: str) -> StreamResult:
             try:
                 d = json.loads(line)
                 return StreamResult(int(d["sent"]), int(d["echoed"]), bool(d["in_order"]),
-                                    str(d["error"]), float(d["longest_stall_ms"]))
+                                    str(d["error"]), float(d["longest_stall_ms"]),
+                                    bool(d.get("stall_open", False)))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ParseError("TCP stream result", str(exc), line) from None
     raise ParseError("TCP stream result", "no JSON line", text)

@@ -9,7 +9,8 @@ On SIGINT or SIGTERM it stops sending, waits up to 20 s for the echoes still on 
 (TCP's retransmission back-off after a long pause delays them by seconds),
 and prints one JSON line: lines sent and echoed, whether the echoes came
 back complete and in order, whether the connection was reset or closed, and the longest
-stall between two echoes.
+stall between two echoes (up to the first echo after it, drained ones included; open when
+lines never came back).
 """
 
 import json
@@ -92,13 +93,23 @@ def main(argv: list) -> int:
             last_echo = got
     # drain: every line sent before the stop gets up to 20 s to come back (after a guest
     # paused for seconds, TCP retransmits with back-off); it ends as soon as all are back
+    # Echoes that come back while draining count, and the stall they end counts too: the
+    # stall of an outage runs up to the first echo after it, stop or no stop.
     deadline = time.monotonic() + 20.0
     while not error and echoes.echoed < sent and time.monotonic() < deadline:
-        _, error = echoes.receive(0.05)
+        got_lines, error = echoes.receive(0.05)
+        got = time.monotonic()
+        if got_lines:
+            if got - last_echo > stall:
+                stall, stall_at = got - last_echo, last_echo
+            last_echo = got
+    stall_open = echoes.echoed < sent  # some lines never came back: the stall never ended
+    if stall_open and time.monotonic() - last_echo > stall:
+        stall, stall_at = time.monotonic() - last_echo, last_echo
     sock.close()
     print(json.dumps({"sent": sent, "echoed": echoes.echoed, "in_order": echoes.in_order,
                       "error": error,
-                      "longest_stall_ms": stall * 1000.0,
+                      "longest_stall_ms": stall * 1000.0, "stall_open": stall_open,
                       "stall_start": time.time() - (time.monotonic() - stall_at) if stall else None,
                       "duration_s": time.monotonic() - first}))
     return 0
