@@ -30,7 +30,7 @@ from pathlib import Path
 
 from xenlab.aoe.check import analyze, read_capture
 from xenlab.errors import UserInputError, XenlabError
-from xenlab.hosts.runner import Runner, host_prefix, ssh_runner
+from xenlab.hosts.runner import Runner, host_prefix, host_runner, ssh_runner
 from xenlab.inventory import load_inventory
 from xenlab.inventory.model import Connection, LabKind
 from xenlab.lab import journal as jr
@@ -300,9 +300,8 @@ def _probe(args: argparse.Namespace) -> int:
                                   f"{args.origin!r} (keep one up with --lab-keep)")
             runner = Runner(args.origin, host_prefix(anchors[0].pid))
         else:
-            runner = ssh_runner(spec.name, str(spec.address), spec.user, spec.port,
-                                spec.key_file, spec.ssh_config)
-            python, remote = "python3", True
+            runner = host_runner(spec)
+            python, remote = "python3", spec.connection is not Connection.LOCAL
     native = None
     if args.tool == "xenlab":
         try:  # the C prober (static, copied over SSH, for remote observers)

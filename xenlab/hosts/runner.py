@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from xenlab.errors import CommandError
+from xenlab.inventory.model import Connection, HostSpec
 
 ANCHOR_SCRIPT = (
     'mount -t overlay xenlab-etc -o "lowerdir=$1:/etc" /etc || exit 125; '
@@ -100,12 +101,15 @@ def _text(data: bytes | str | None) -> str:
 
 def ssh_runner(name: str, address: str, user: str = "root", port: int = 22,
                key_file: str | None = None, ssh_config: str | None = None,
-               accept_new_host_key: bool = False) -> Runner:
+               accept_new_host_key: bool = False, known_hosts: str | None = None) -> Runner:
     """A runner for a real lab host over OpenSSH: batch mode (keys only) and host keys
-    verified against known_hosts; an unknown host is trusted on first use only when asked."""
+    verified against known_hosts (the inventory's file, if it names one); an unknown host is
+    trusted on first use only when asked."""
     strict = "accept-new" if accept_new_host_key else "yes"
     prefix = ["ssh", "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={strict}",
               "-p", str(port)]
+    if known_hosts:
+        prefix += ["-o", f"UserKnownHostsFile={known_hosts}"]
     if key_file:
         prefix += ["-i", key_file]
     if ssh_config:
@@ -113,19 +117,36 @@ def ssh_runner(name: str, address: str, user: str = "root", port: int = 22,
     return Runner(name, [*prefix, f"{user}@{address}", "--"], remote_shell=True)
 
 
-def describe_ssh_failure(host: str, address: str, stderr: str) -> str:
+def host_runner(spec: HostSpec, accept_new_host_key: bool = False) -> Runner:
+    """The one way to run argument lists on a real lab host, as its inventory entry says:
+    `local` runs here; `ssh` and `paramiko` go over OpenSSH with the entry's user, port,
+    key, ssh_config and known_hosts (paramiko is testinfra's backend for checks; commands
+    that stream, such as the prober and `xl migrate`, need a process: OpenSSH's)."""
+    if spec.connection is Connection.LOCAL:
+        return Runner(spec.name)
+    if spec.connection is Connection.EMBEDDED:
+        raise CommandError(spec.name, "connect", 2, "", "an embedded host is reached through "
+                           "its lab, not over a connection of its own")
+    return ssh_runner(spec.name, str(spec.address), spec.user, spec.port, spec.key_file,
+                      spec.ssh_config, accept_new_host_key=accept_new_host_key,
+                      known_hosts=spec.known_hosts)
+
+
+def describe_ssh_failure(host: str, address: str, stderr: str,
+                         known_hosts: str | None = None) -> str:
     """One clear sentence for why SSH to a lab host failed (host keys above all)."""
     text = stderr.strip()
+    known = known_hosts or "~/.ssh/known_hosts"
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
         return (f"the SSH host key of {host} ({address}) has CHANGED since it was recorded in "
-                f"known_hosts: someone may be intercepting the connection, or the host was "
+                f"{known}: someone may be intercepting the connection, or the host was "
                 f"reinstalled; xenlab stops. Check the new key out of band, then remove the "
-                f"old one (ssh-keygen -R {address})")
+                f"old one (ssh-keygen -f {known} -R {address})")
     if "Host key verification failed" in text or "No ED25519 host key is known" in text \
             or "host key is known" in text:
         return (f"the SSH host key of {host} ({address}) is not in known_hosts: xenlab does "
                 f"not trust unknown hosts. Check its fingerprint out of band and add it "
-                f"(ssh-keyscan {address} >> ~/.ssh/known_hosts), or trust it on first use "
+                f"(ssh-keyscan {address} >> {known}), or trust it on first use "
                 f"with --lab-accept-new-host-keys")
     if "Permission denied" in text:
         return (f"{host} ({address}) refused the SSH key (Permission denied): xenlab logs in "

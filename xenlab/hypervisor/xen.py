@@ -256,7 +256,9 @@ class XenCliDriver:
         return MigrationResult(
             domain=domain, source=source, destination=destination, status=status,
             started_at=started, ended_at=ended, total_time_ms=(ended - started) * 1000.0,
-            toolstack=self.toolstack, error=result.stderr.strip()[-500:],
+            toolstack=self.toolstack,
+            error="" if status == "completed" else (result.stderr.strip()[-500:]
+                                                    or f"exited {result.rc} without a message"),
             raw={"command": command, "rc": result.rc, "stdout": result.stdout[-2000:],
                  "stderr": result.stderr[-2000:]},
         )

@@ -297,6 +297,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     filesystem = lab.get("filesystem", str, "ext4")
     distribution = lab.get("distribution", str, "unspecified")
     observer = lab.get("observer", str, what="the name of the host that sends the probes")
+    known_hosts = lab.get("known_hosts", str, "") or None
 
     aoe_r = lab.sub("aoe")
     aoe = AoeSpec(
@@ -366,7 +367,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
             if not isinstance(host_name, str) or not _NAME.match(host_name):
                 raise group.fail(str(host_name), _HOST_NAME_RULE, host_name)
             hv = group.sub(host_name)
-            hosts.append(_host(hv, host_name, role, kind))
+            hosts.append(_host(hv, host_name, role, kind, known_hosts))
             if role is Role.GUEST:
                 domain = _domain(hv.sub("domain"), host_name)
             hv.done()
@@ -415,7 +416,8 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     )
 
 
-def _host(hv: _Reader, name: str, role: Role, kind: LabKind) -> HostSpec:
+def _host(hv: _Reader, name: str, role: Role, kind: LabKind,
+          known_hosts: str | None = None) -> HostSpec:
     address = _address(hv, "ansible_host")
     # the embedded Xen lab: the storage host a namespace, the dom0s machines reached over SSH
     in_namespace = kind is LabKind.EMBEDDED or (kind is LabKind.EMBEDDED_XEN
@@ -434,9 +436,14 @@ def _host(hv: _Reader, name: str, role: Role, kind: LabKind) -> HostSpec:
         name=name, role=role, address=address, connection=conn,
         user=hv.get("ansible_user", str, "root"),
         port=_port(hv, "ansible_port", 22),
-        key_file=hv.get("ansible_ssh_private_key_file", str, "") or None,
-        ssh_config=hv.get("xenlab_ssh_config", str, "") or None,
+        key_file=_expand(hv.get("ansible_ssh_private_key_file", str, "") or None),
+        ssh_config=_expand(hv.get("xenlab_ssh_config", str, "") or None),
+        known_hosts=_expand(hv.get("xenlab_known_hosts", str, "") or known_hosts),
     )
+
+
+def _expand(path: str | None) -> str | None:
+    return os.path.expanduser(path) if path else None
 
 
 def _domain(dr: _Reader, host_name: str) -> DomainSpec:

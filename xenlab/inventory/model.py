@@ -48,6 +48,7 @@ class HostSpec:
     port: int = 22
     key_file: str | None = None
     ssh_config: str | None = None
+    known_hosts: str | None = None  # xenlab_known_hosts (or the lab's known_hosts)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import base64
 import contextlib
 import functools
 import hashlib
-import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,12 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError, XenlabError
 from xenlab.hosts.access import ssh_host
-from xenlab.hosts.runner import Runner, describe_ssh_failure, ssh_runner
+from xenlab.hosts.runner import Runner, describe_ssh_failure, host_runner
 from xenlab.hypervisor.base import MigrationResult
 from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.virsh import VirshDriver
 from xenlab.hypervisor.xen import XenCliDriver
-from xenlab.inventory.model import Inventory, Role, Toolstack
+from xenlab.inventory.model import Connection, Inventory, Role, Toolstack
 from xenlab.lab.guestkit import ensure_native_probe
 from xenlab.measure.prober import ship_native
 from xenlab.progress import Progress
@@ -48,11 +47,14 @@ class RealLab:
             self.hypervisor = VirshDriver(resources, driver=inventory.libvirt_driver, addresses={
                 h.name: str(h.address) for h in inventory.by_role(Role.RESOURCE)})
         else:
-            self.hypervisor = XenCliDriver(inventory.toolstack.value, resources)
+            # with runners: `xl -vvv migrate` is streamed, its events timed (xl's downtime)
+            self.hypervisor = XenCliDriver(inventory.toolstack.value, resources, runners={
+                name: self.runner(name) for name in resources})
 
     def host(self, name: str) -> Host:
         if name not in self._hosts:
-            self._hosts[name] = ssh_host(self.inventory.host(name),
+            spec = self.inventory.host(name)
+            self._hosts[name] = ssh_host(spec, spec.known_hosts,
                                          accept_new_host_key=self.accept_new_host_keys)
         return self._hosts[name]
 
@@ -65,7 +67,7 @@ class RealLab:
                 result = self.runner(spec.name).run(["true"], check=False, timeout=30)
                 if result.rc != 0:
                     raise LabError(describe_ssh_failure(spec.name, str(spec.address),
-                                                        result.stderr))
+                                                        result.stderr, spec.known_hosts))
 
     probe_python = "python3"
 
@@ -92,7 +94,8 @@ class RealLab:
         observer = self.runner(self.inventory.observer)
         try:
             binary = ensure_native_probe(self.cache / "tools", static=True)
-            if self.inventory.observer == "controller":
+            if self.inventory.observer == "controller" or \
+                    self.inventory.host(self.inventory.observer).connection is Connection.LOCAL:
                 return str(binary)
             with self.progress.step(f"prober copied to {self.inventory.observer}"):
                 return ship_native(observer, binary)
@@ -125,11 +128,7 @@ class RealLab:
     def runner(self, name: str) -> Runner:
         if name == "controller":  # an observer on the machine that runs xenlab
             return Runner("controller")
-        spec = self.inventory.host(name)
-        return ssh_runner(name, str(spec.address), spec.user, spec.port,
-                          os.path.expanduser(spec.key_file) if spec.key_file else None,
-                          os.path.expanduser(spec.ssh_config) if spec.ssh_config else None,
-                          accept_new_host_key=self.accept_new_host_keys)
+        return host_runner(self.inventory.host(name), self.accept_new_host_keys)
 
     def down(self) -> None:
         """A real lab is left as it was found."""
