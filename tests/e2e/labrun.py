@@ -111,3 +111,39 @@ def start_certification(profile: str, old_name: str, name: str, tmp: Path,
                                        "--lab-report", str(tmp / "report.html"), "-v", *args),
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     return Background(name, inventory, root, results, log, proc)
+
+
+def as_real_inventory(embedded: Path, lab_dir: Path, name: str, out: Path,
+                      connection: str = "ssh") -> Path:
+    """The kept embedded Xen lab described as a real lab, the way an administrator would
+    write it: `kind: real`, the storage host `local` (pytest runs there), the dom0s and the
+    guest over `connection` with the lab's key and known_hosts, the export by its path."""
+    import yaml
+
+    data = yaml.safe_load(embedded.read_text())
+    lab = data["all"]["vars"]["xenlab"]
+    lab.update(lab=name, kind="real", known_hosts=str(lab_dir / "ssh" / "known_hosts"))
+    lab.pop("image_size", None)  # a real lab's export is whatever it is
+    lab["aoe"]["device"] = str(lab_dir / "storage" / "export.img")
+    hosts = data["all"]["children"]
+    hosts["storage"]["hosts"]["xen_storage"]["ansible_connection"] = "local"
+    for group in ("resources", "guests"):
+        for spec in hosts[group]["hosts"].values():
+            spec["ansible_ssh_private_key_file"] = str(lab_dir / "ssh" / "id_ed25519")
+            spec["ansible_connection"] = connection if group == "resources" else "ssh"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def as_storage_host(root: Path, name: str) -> list[str]:
+    """argv prefix that runs a command on the kept lab's storage host (its namespaces), as
+    pytest runs on a real lab's storage host."""
+    from xenlab.hosts.runner import host_prefix
+    from xenlab.lab.journal import Journal
+
+    journal = Journal.read(root / name)
+    assert journal is not None, f"no journal of lab {name} under {root}"
+    anchors = [p for p in journal.processes
+               if p.host == "xen_storage" and p.what == "host namespaces" and p.alive()]
+    assert anchors, f"lab {name} has no running storage host"
+    return host_prefix(anchors[0].pid)

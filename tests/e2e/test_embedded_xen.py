@@ -12,9 +12,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from labrun import REPO, Background, leftovers, results_are_read_back
+from labrun import (
+    REPO,
+    Background,
+    as_real_inventory,
+    as_storage_host,
+    leftovers,
+    results_are_read_back,
+)
 
 
 def run_of(xen_background: dict[str, Background], toolstack: str) -> Background:
@@ -23,10 +31,15 @@ def run_of(xen_background: dict[str, Background], toolstack: str) -> Background:
     return xen_background[toolstack]
 
 
-def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Background]) -> None:
+def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Background],
+                                               tmp_path: Path) -> None:
+    """Built by the embedded path (which also runs the fault suite, and keeps the lab), then
+    certified as a real lab: a `kind: real` inventory, pytest on the storage host (`local`),
+    the dom0s and the guest over SSH: the path every user of a real lab takes."""
     run = run_of(xen_background, "xl")
     inventory, root, name = run.inventory, run.root, run.name
     rc, out = run.finish(timeout=3600)
+    real_name = "r" + name[1:]
     try:
         assert rc == 0, out[-4000:]
         # provisioning is idempotent: run again on the same dom0s, every step is satisfied
@@ -39,6 +52,14 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
         assert len(lines) >= 10 and all(line.endswith("already satisfied") for line in lines), \
             again.stdout
         assert "0 applied" in again.stdout
+        real = as_real_inventory(inventory, root / name, real_name, tmp_path / "real.yml")
+        results = tmp_path / "real" / "results.json"
+        certified = subprocess.run(
+            [*as_storage_host(root, name), sys.executable, "-m", "pytest", "suites", "-p",
+             "no:cacheprovider", "--lab-inventory", str(real), "--lab-results", str(results),
+             "--lab-report", str(tmp_path / "real" / "report.html"), "-v"],
+            cwd=REPO, capture_output=True, text=True, timeout=1800)
+        assert certified.returncode == 0, certified.stdout[-5000:] + certified.stderr[-2000:]
     finally:
         subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
                         "--root", str(root)], capture_output=True, text=True, check=False)
@@ -47,9 +68,8 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
                  "discovered", "xen_resource_1: PV on /dev/etherd/e0.0",
                  "xen_resource_2: /dev/vg_xen/lv_vm1 active", "xl create /etc/xen/vm1.cfg"):
         assert step in out, step
-    results = json.loads(run.results.read_text())
-    # the fault suite on real Xen: every fault survived, the storage outage through AoE too
-    faults = {f["fault"]: f for f in results["faults"]}
+    # the fault suite on real Xen (embedded path): every fault survived, storage through AoE
+    faults = {f["fault"]: f for f in json.loads(run.results.read_text())["faults"]}
     assert sorted(faults) == ["cancel", "destination-killed", "link-cut", "storage-outage"]
     for fault in faults.values():
         assert fault["problems"] == [], fault
@@ -57,18 +77,24 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
     assert "SIGKILL to `xl migrate-receive`" in faults["destination-killed"]["injected"]
     assert faults["cancel"]["status"] == "cancelled"
     assert faults["storage-outage"]["injected"].startswith("vblade (pid ")
-    migrations = results["migrations"]
+    # the real path: both migrations with xl's own downtime beside the network's, and the
+    # TCP connection's stall at least the network's gap less one probe interval
+    real_results = json.loads(results.read_text())
+    assert real_results["lab"]["kind"] == "real"
+    migrations = real_results["migrations"]
     assert [(m["source"], m["destination"], m["status"]) for m in migrations] == [
         ("xen_resource_1", "xen_resource_2", "completed"),
         ("xen_resource_2", "xen_resource_1", "completed")]
     for m in migrations:
-        assert m["hypervisor"]["toolstack"] == "xl"
-        assert m["hypervisor"]["downtime_ms"] and m["hypervisor"]["downtime_ms"] > 0
-        assert m["network"]["received"] > 0 and m["network"]["downtime_ms"] > 0
+        net, tcp = m["network"], m["tcp"]
+        assert m["hypervisor"]["toolstack"] == "xl" and m["hypervisor"]["error"] == ""
+        assert m["hypervisor"]["downtime_ms"] and m["hypervisor"]["downtime_ms"] > 0, m
+        assert net["received"] > 0 and net["downtime_ms"] > 0 and not net["gap_open"], net
+        assert tcp["longest_stall_ms"] >= net["longest_gap_ms"] - net["interval_ms"], m
         assert not m["problems"], m["problems"]
-    assert (run.results.parent / "report.html").stat().st_size > 10_000
-    results_are_read_back(run.results)  # faults, xl's own figures: read back as written
-    assert leftovers(name, root) == []
+    assert (results.parent / "report.html").stat().st_size > 10_000
+    results_are_read_back(run.results, results)  # faults, xl's own figures: read back
+    assert leftovers(name, root) == [] and leftovers(real_name, root) == []
 
 
 def test_certification_through_libvirt(xen_background: dict[str, Background]) -> None:

@@ -42,7 +42,7 @@ def embedded_host(anchor_pid: int, label: str) -> Host:
 
 
 def ssh_host(spec: HostSpec, known_hosts: str | None = None,
-             accept_new_host_key: bool = False) -> Host:
+             accept_new_host_key: bool = False, control_path: str | None = None) -> Host:
     """A real host through testinfra's ssh or paramiko backend, as the inventory says."""
     if spec.connection is Connection.LOCAL:
         return testinfra.get_host("local://")
@@ -58,4 +58,7 @@ def ssh_host(spec: HostSpec, known_hosts: str | None = None,
         if known_hosts:
             extra += ["-o", f"UserKnownHostsFile={shlex.quote(known_hosts)}"]
         kwargs["ssh_extra_args"] = " ".join(extra)
+        if control_path:  # testinfra's ControlMaster needs a path to share the connection
+            kwargs["controlpath"] = control_path
+            kwargs["controlpersist"] = 120
     return testinfra.get_host(f"{scheme}://{spec.user}@{spec.address}:{spec.port}", **kwargs)

@@ -101,7 +101,8 @@ def _text(data: bytes | str | None) -> str:
 
 def ssh_runner(name: str, address: str, user: str = "root", port: int = 22,
                key_file: str | None = None, ssh_config: str | None = None,
-               accept_new_host_key: bool = False, known_hosts: str | None = None) -> Runner:
+               accept_new_host_key: bool = False, known_hosts: str | None = None,
+               control_path: str | None = None) -> Runner:
     """A runner for a real lab host over OpenSSH: batch mode (keys only) and host keys
     verified against known_hosts (the inventory's file, if it names one); an unknown host is
     trusted on first use only when asked."""
@@ -110,6 +111,9 @@ def ssh_runner(name: str, address: str, user: str = "root", port: int = 22,
               "-p", str(port)]
     if known_hosts:
         prefix += ["-o", f"UserKnownHostsFile={known_hosts}"]
+    if control_path:  # one connection per host for the whole run, shared by every command
+        prefix += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_path}",
+                   "-o", "ControlPersist=120"]
     if key_file:
         prefix += ["-i", key_file]
     if ssh_config:
@@ -117,7 +121,8 @@ def ssh_runner(name: str, address: str, user: str = "root", port: int = 22,
     return Runner(name, [*prefix, f"{user}@{address}", "--"], remote_shell=True)
 
 
-def host_runner(spec: HostSpec, accept_new_host_key: bool = False) -> Runner:
+def host_runner(spec: HostSpec, accept_new_host_key: bool = False,
+                control_path: str | None = None) -> Runner:
     """The one way to run argument lists on a real lab host, as its inventory entry says:
     `local` runs here; `ssh` and `paramiko` go over OpenSSH with the entry's user, port,
     key, ssh_config and known_hosts (paramiko is testinfra's backend for checks; commands
@@ -129,7 +134,7 @@ def host_runner(spec: HostSpec, accept_new_host_key: bool = False) -> Runner:
                            "its lab, not over a connection of its own")
     return ssh_runner(spec.name, str(spec.address), spec.user, spec.port, spec.key_file,
                       spec.ssh_config, accept_new_host_key=accept_new_host_key,
-                      known_hosts=spec.known_hosts)
+                      known_hosts=spec.known_hosts, control_path=control_path)
 
 
 def describe_ssh_failure(host: str, address: str, stderr: str,

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import hashlib
 import shlex
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.virsh import VirshDriver
 from xenlab.hypervisor.xen import XenCliDriver
 from xenlab.inventory.model import Connection, Inventory, Role, Toolstack
+from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_native_probe
 from xenlab.measure.prober import ship_native
 from xenlab.progress import Progress
@@ -55,7 +57,8 @@ class RealLab:
         if name not in self._hosts:
             spec = self.inventory.host(name)
             self._hosts[name] = ssh_host(spec, spec.known_hosts,
-                                         accept_new_host_key=self.accept_new_host_keys)
+                                         accept_new_host_key=self.accept_new_host_keys,
+                                         control_path=self._control_path)
         return self._hosts[name]
 
     def up(self) -> None:
@@ -128,10 +131,32 @@ class RealLab:
     def runner(self, name: str) -> Runner:
         if name == "controller":  # an observer on the machine that runs xenlab
             return Runner("controller")
-        return host_runner(self.inventory.host(name), self.accept_new_host_keys)
+        return host_runner(self.inventory.host(name), self.accept_new_host_keys,
+                           self._control_path)
+
+    @functools.cached_property
+    def _control_path(self) -> str:
+        """One SSH connection per host for the whole run (testinfra's checks and xenlab's
+        own commands share it): sockets in /run/xenlab/<lab>, closed by `down()`."""
+        directory = jr.control_dir(self.inventory.lab)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return str(directory / "%C")
 
     def down(self) -> None:
-        """A real lab is left as it was found."""
+        """A real lab is left as it was found; only this run's SSH connections are closed
+        (and their socket directory removed, if nothing else is in it)."""
+        directory = jr.control_dir(self.inventory.lab)
+        if not directory.is_dir() or directory.is_symlink():
+            return
+        for spec in self.inventory.hosts:
+            if spec.connection is Connection.SSH:
+                prefix = self.runner(spec.name).prefix  # [ssh, options..., user@host, --]
+                subprocess.run([*prefix[:-2], "-O", "exit", prefix[-2]], capture_output=True,
+                               check=False, timeout=10)
+        try:
+            directory.rmdir()  # empty once every master has exited
+        except OSError:
+            pass
 
     def guest_location(self) -> str | None:
         running = self.hypervisor.running_on(self.inventory.domain.name)
