@@ -48,3 +48,16 @@ def test_the_host_key_hint_names_the_inventorys_file() -> None:
     hint = describe_ssh_failure("xen_resource_2", "192.0.2.12", text, "/etc/xenlab/known")
     assert "ssh-keyscan 192.0.2.12 >> /etc/xenlab/known" in hint
     assert "~/.ssh/known_hosts" in describe_ssh_failure("h", "192.0.2.12", text)
+
+
+def test_testinfra_shares_one_connection_per_host(tmp_path: Path) -> None:
+    """The ssh command testinfra builds carries the run's ControlPath intact (testinfra
+    %-formats its command line: a raw %C would break it)."""
+    from xenlab.hosts.access import ssh_host
+
+    spec = _inventory(XL).host("xen_resource_1")
+    host = ssh_host(spec, "/etc/xenlab/known", control_path=str(tmp_path / "%C"))
+    cmd, args = host.backend._build_ssh_command("true")  # type: ignore[attr-defined]
+    line = host.backend.quote(" ".join(cmd), *args)  # type: ignore[attr-defined]
+    assert f"-o ControlPath={tmp_path}/%C" in line and "ControlMaster=auto" in line
+    assert "UserKnownHostsFile=/etc/xenlab/known" in line

@@ -59,6 +59,6 @@ def ssh_host(spec: HostSpec, known_hosts: str | None = None,
             extra += ["-o", f"UserKnownHostsFile={shlex.quote(known_hosts)}"]
         kwargs["ssh_extra_args"] = " ".join(extra)
         if control_path:  # testinfra's ControlMaster needs a path to share the connection
-            kwargs["controlpath"] = control_path
+            kwargs["controlpath"] = control_path.replace("%", "%%")  # testinfra %-formats
             kwargs["controlpersist"] = 120
     return testinfra.get_host(f"{scheme}://{spec.user}@{spec.address}:{spec.port}", **kwargs)
