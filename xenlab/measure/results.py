@@ -357,7 +357,8 @@ _MIGRATION = _object({
         "setup_time_ms": _MS_OR_NULL, "wall_time_ms": _MS_OR_NULL,
         "bytes_transferred": _number("an integer >= 0", 0, integer=True, null=True),
         "error": _TEXT_OR_NULL, "note": _TEXT_OR_NULL, "memory_audit": _object(null=True),
-        "events_s": _list(null=True)}),
+        # xl: each progress event, in s after the command started
+        "events_s": _object(null=True, values=_number("a number of s >= 0", 0))}),
     "network": _object({
         "interval_ms": _MS, "sent": _COUNT, "received": _COUNT, "lost": _COUNT, "loss_pct": _PCT,
         "longest_gap_ms": _MS, "downtime_ms": _MS,
