@@ -146,4 +146,5 @@ def as_storage_host(root: Path, name: str) -> list[str]:
     anchors = [p for p in journal.processes
                if p.host == "xen_storage" and p.what == "host namespaces" and p.alive()]
     assert anchors, f"lab {name} has no running storage host"
-    return host_prefix(anchors[0].pid)
+    prefix = host_prefix(anchors[0].pid)  # entering a mount namespace resets the cwd: keep ours
+    return [*prefix[:-1], f"--wd={REPO}", "--"]

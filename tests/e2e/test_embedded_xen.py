@@ -60,6 +60,26 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
              "--lab-report", str(tmp_path / "real" / "report.html"), "-v"],
             cwd=REPO, capture_output=True, text=True, timeout=1800)
         assert certified.returncode == 0, certified.stdout[-5000:] + certified.stderr[-2000:]
+        # the same lab read-only over paramiko: its host keys verified too (an empty
+        # known_hosts is refused once, in one line), then every read-only check passes
+        paramiko = as_real_inventory(inventory, root / name, "p" + name[1:],
+                                     tmp_path / "paramiko.yml", connection="paramiko")
+        empty = tmp_path / "empty_known_hosts"
+        empty.write_text("")
+        refused = paramiko.with_name("refused.yml")
+        refused.write_text(paramiko.read_text().replace(
+            str(root / name / "ssh" / "known_hosts"), str(empty)))
+        for path, expected in ((refused, 1), (paramiko, 0)):
+            read_only = subprocess.run(
+                [*as_storage_host(root, name), sys.executable, "-m", "pytest", "suites", "-p",
+                 "no:cacheprovider", "--lab-inventory", str(path), "--lab-report", "none",
+                 "--lab-results", str(tmp_path / "paramiko.json"), "-m", "not destructive"],
+                cwd=REPO, capture_output=True, text=True, timeout=900)
+            assert (read_only.returncode != 0) == bool(expected), read_only.stdout[-4000:]
+            if expected:
+                assert "is not in known_hosts" in read_only.stdout and \
+                    read_only.stdout.count(str(empty)) == 1, read_only.stdout[-4000:]
+        assert read_only.returncode == 0 and " passed" in read_only.stdout
     finally:
         subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
                         "--root", str(root)], capture_output=True, text=True, check=False)
@@ -95,6 +115,7 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
     assert (results.parent / "report.html").stat().st_size > 10_000
     results_are_read_back(run.results, results)  # faults, xl's own figures: read back
     assert leftovers(name, root) == [] and leftovers(real_name, root) == []
+    assert leftovers("p" + name[1:], root) == []  # the paramiko run's SSH sockets too
 
 
 def test_certification_through_libvirt(xen_background: dict[str, Background]) -> None:

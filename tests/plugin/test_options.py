@@ -84,6 +84,7 @@ def test_unreachable_real_lab_fails_with_one_clear_line(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["*lab libvirt could not be brought up: xen_storage "
                                  "(192.0.2.10) is not reachable over SSH*"])
     assert "Traceback" not in result.stdout.str() and "RuntimeError" not in result.stdout.str()
+    assert not Path("/run/xenlab/libvirt").exists()  # its SSH socket directory went with it
 
 
 def test_lab_plan_prints_every_command_and_runs_nothing(pytester: pytest.Pytester,

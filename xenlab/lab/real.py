@@ -62,6 +62,13 @@ class RealLab:
         return self._hosts[name]
 
     def up(self) -> None:
+        try:
+            self._connect()
+        except BaseException:
+            self.down()  # the connections opened so far, and their socket directory
+            raise
+
+    def _connect(self) -> None:
         with self.progress.step("lab connect"):
             for spec in self.inventory.hosts:
                 if spec.role is Role.GUEST:
@@ -71,6 +78,11 @@ class RealLab:
                 if result.rc != 0:
                     raise LabError(describe_ssh_failure(spec.name, str(spec.address),
                                                         result.stderr, spec.known_hosts))
+                if spec.connection is Connection.PARAMIKO:  # the checks' own connection too
+                    try:
+                        self.host(spec.name).run("true")
+                    except RuntimeError as exc:
+                        raise LabError(str(exc)) from None
 
     probe_python = "python3"
 
@@ -149,7 +161,7 @@ class RealLab:
         if not directory.is_dir() or directory.is_symlink():
             return
         for spec in self.inventory.hosts:
-            if spec.connection is Connection.SSH:
+            if spec.connection in (Connection.SSH, Connection.PARAMIKO):  # both use OpenSSH
                 prefix = self.runner(spec.name).prefix  # [ssh, options..., user@host, --]
                 subprocess.run([*prefix[:-2], "-O", "exit", prefix[-2]], capture_output=True,
                                check=False, timeout=10)
