@@ -42,6 +42,22 @@ def test_query_config_answered_exactly_once(resource_name: str,
         f"{', '.join(sorted(f.src for f in answers))}: two exports of one shelf.slot conflict")
 
 
+def test_no_export_the_inventory_does_not_name(resource_name: str,
+                                               aoe_probe: Callable[[str], AoeProbe],
+                                               inventory: Inventory) -> None:
+    """Every target the storage network answers for (a Query Config to every shelf and
+    slot) is listed; one the inventory does not name is a finding: a second export on the
+    storage network, which a resource host's aoe driver would discover as well."""
+    probe = aoe_probe(resource_name)
+    _answers(probe, inventory)
+    named = (inventory.aoe.shelf, inventory.aoe.slot)
+    others = sorted({f"{f.target} from {f.src}" for f in probe.config_answers
+                     if (f.shelf, f.slot) != named})
+    assert not others, (f"from {resource_name}: the storage network also exports "
+                        f"{', '.join(others)}, which the inventory does not name (only "
+                        f"{inventory.aoe.target})")
+
+
 def test_config_answer_header(resource_name: str, aoe_probe: Callable[[str], AoeProbe],
                               inventory: Inventory) -> None:
     for frame in _answers(aoe_probe(resource_name), inventory):

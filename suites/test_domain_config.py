@@ -49,7 +49,31 @@ def test_config_identical_on_every_resource_host(host_of: Callable[[str], Host],
         differ = sorted(k for k in set(first.values) | set(config.values)
                         if first.values.get(k) != config.values.get(k))
         assert not differ, (f"{inventory.domain.config_path} differs between {first_name} and "
-                            f"{name} in: {', '.join(differ)}")
+                            f"{name} in: " + "; ".join(
+                                f"{k} = {first.values.get(k)!r} on {first_name}, "
+                                f"{config.values.get(k)!r} on {name}" for k in differ))
+
+
+def test_config_matches_the_inventory(resource_name: str, host_of: Callable[[str], Host],
+                                      inventory: Inventory) -> None:
+    """The config is judged against the inventory, not only against the other hosts' (a
+    config wrong identically everywhere passes the comparison between hosts)."""
+    _, config = read_config(host_of(resource_name), resource_name, inventory)
+    spec = inventory.domain
+    wanted: dict[str, object] = {
+        "memory": spec.memory, "kernel": spec.kernel, "ramdisk": spec.ramdisk,
+        "vif macs": [v.mac for v in spec.vifs], "vif bridges": [v.bridge for v in spec.vifs],
+        "disks": [d.replace(" ", "") for d in spec.disks]}
+    found: dict[str, object] = {
+        "memory": config.values.get("memory"), "kernel": config.get_str("kernel"),
+        "ramdisk": config.get_str("ramdisk"),
+        "vif macs": [v.get("mac", "").lower() for v in config.vif_fields()],
+        "vif bridges": [v.get("bridge", "") for v in config.vif_fields()],
+        "disks": [d.replace(" ", "") for d in config.get_list("disk")]}
+    differ = [f"{k}: {found[k]!r} in the config, {wanted[k]!r} in the inventory"
+              for k in wanted if found[k] != wanted[k]]
+    assert not differ, (f"on {resource_name}: {spec.config_path} disagrees with the "
+                        f"inventory's domain: " + "; ".join(differ))
 
 
 def test_disk_exists_on_every_resource_host(resource_name: str, host_of: Callable[[str], Host],

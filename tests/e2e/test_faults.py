@@ -17,7 +17,9 @@ CASES = [
     ("inittab-unedited", "test_guest_image.py", ["test_inittab_runlevels_2_to_6_commented_out"],
      "vm1:/etc/inittab still runs gettys line 14 (2:2345:respawn)"),
     ("config-disk", "test_domain_config.py",
-     ["test_disk_exists_on_every_resource_host[xen_resource_1]",
+     ["test_config_matches_the_inventory[xen_resource_1]",
+      "test_config_matches_the_inventory[xen_resource_2]",
+      "test_disk_exists_on_every_resource_host[xen_resource_1]",
       "test_disk_exists_on_every_resource_host[xen_resource_2]"],
      "disk 'phy:xen/lv_vm1' (vda) of /etc/xen/vm/vm1 is /dev/xen/lv_vm1, which does not exist"),
     ("lv-mounted", "test_storage.py", ["test_lv_not_mounted_on_any_host[xen_resource_2]"],
@@ -29,6 +31,10 @@ CASES = [
      ["test_query_config_answered_exactly_once[xen_resource_1]",
       "test_answer_comes_from_the_storage_interface[xen_resource_1]"],
      "e0.0 answered 2 times"),
+    ("other-export", "test_aoe.py",
+     ["test_no_export_the_inventory_does_not_name[xen_resource_1]",
+      "test_no_export_the_inventory_does_not_name[xen_resource_2]"],
+     "the storage network also exports e0.1"),
 ]
 
 

@@ -69,6 +69,7 @@ FAULTS = {
     "lv-mounted": "lv_vm1 is mounted on the last resource host while the guest runs",
     "relocation-closed": "the last resource host drops TCP to the relocation port",
     "second-vblade": "a second vblade on the last resource host exports the same shelf.slot",
+    "other-export": "the storage host also exports a second image as the next slot",
     "migration-cut": "0.3 s into each migration the destination drops its relocation port",
 }
 LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
@@ -431,6 +432,19 @@ class EmbeddedLab(BuiltLab):
                     str(rogue)]
             proc = last.runner.spawn(argv, log=str(last.directory / "vblade.log"))
             last.record_process(proc.pid, "second vblade (fault)")
+            time.sleep(0.1)
+
+        if "other-export" in self.faults:
+            assert self.journal is not None
+            storage = self.lab_hosts(Role.STORAGE)[0]
+            other = storage.directory / "other-export.img"
+            self.journal.add_image(str(other))
+            with open(other, "wb") as f:
+                f.truncate(16 << 20)
+            argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot + 1), inv.aoe.interface,
+                    str(other)]
+            proc = storage.runner.spawn(argv, log=str(storage.directory / "vblade-other.log"))
+            storage.record_process(proc.pid, "another vblade export (fault)")
             time.sleep(0.1)
 
     def domain_config(self, host: str) -> DomainConfig:
