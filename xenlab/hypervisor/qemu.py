@@ -28,6 +28,21 @@ from xenlab.hypervisor.qmp import (
 )
 from xenlab.measure.memaudit import MemoryAudit, differing_pages
 
+QMP_CONNECT_S = 10.0  # connect and greeting: a QEMU that never greets must not hang a run
+QMP_COMMAND_S = 120.0  # one command (pmemsave of a guest's memory is the longest)
+
+
+class _Monitor(QEMUMonitorProtocol):
+    """qemu.qmp's synchronous client, with a deadline on connecting too: its `connect()`
+    waits for QEMU's greeting forever (seen when Ctrl-C came while QEMU was starting: the
+    teardown then never ended)."""
+
+    def connect_within(self, timeout: float) -> None:
+        self._qmp.await_greeting = True
+        self._qmp.negotiate = True
+        self._sync(self._qmp.connect(self._address), timeout)
+
+
 MIB = 1 << 20
 DEFAULT_BANDWIDTH_MIB_S = 128  # QEMU's own default max-bandwidth
 
@@ -99,7 +114,7 @@ class QemuDriver:
         self.resolve_disk = resolve_disk
         self.guest_address = guest_address
         self.relocation_port = relocation_port
-        self._monitors: dict[tuple[str, str], QEMUMonitorProtocol] = {}
+        self._monitors: dict[tuple[str, str], _Monitor] = {}
         self._processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 
     # -- paths ---------------------------------------------------------------------------
@@ -110,11 +125,12 @@ class QemuDriver:
         return self.hosts[host].directory / f"{domain}.console"
 
     # -- QMP -----------------------------------------------------------------------------
-    def _monitor(self, host: str, domain: str) -> QEMUMonitorProtocol:
+    def _monitor(self, host: str, domain: str) -> _Monitor:
         key = (host, domain)
         if key not in self._monitors:
-            monitor = QEMUMonitorProtocol(self._qmp_path(host, domain))
-            monitor.connect()
+            monitor = _Monitor(self._qmp_path(host, domain))
+            monitor.connect_within(QMP_CONNECT_S)
+            monitor.settimeout(QMP_COMMAND_S)
             self._monitors[key] = monitor
         return self._monitors[key]
 
