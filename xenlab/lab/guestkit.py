@@ -196,6 +196,7 @@ def newc_archive(files: Mapping[str, bytes]) -> bytes:
 
 MEMCHECK_SOURCE = Path(__file__).parent / "guest" / "memcheck.c"
 PROBE_SOURCE = Path(__file__).parents[1] / "measure" / "native" / "probe.c"
+ECHO_SOURCE = Path(__file__).parent / "guest" / "echo.c"
 
 
 def build_c(source: Path, name: str, cache: Path, static: bool,
@@ -222,6 +223,11 @@ def build_c(source: Path, name: str, cache: Path, static: bool,
 def ensure_memcheck(cache: Path, runner: Runner | None = None) -> Path:
     """The guest's memory checker: static, it runs on the busybox guest."""
     return build_c(MEMCHECK_SOURCE, "xenlab-memcheck", cache, static=True, runner=runner)
+
+
+def ensure_echo(cache: Path, runner: Runner | None = None) -> Path:
+    """The TCP echo service, static, for guests that have none (shipped by digest)."""
+    return build_c(ECHO_SOURCE, "xenlab-echo", cache, static=True, runner=runner)
 
 
 def ensure_native_probe(cache: Path, runner: Runner | None = None, static: bool = False) -> Path:
