@@ -114,3 +114,20 @@ def test_a_guest_without_a_shell_is_told_so(tmp_path: Path) -> None:
 
     with pytest.raises(LabError, match="has no POSIX shell"):
         prepare(NoShell(), "vm1", _builds, 7000, root=str(tmp_path))
+
+
+def test_a_copy_that_fails_halfway_leaves_nothing(guest: NamespaceShell,
+                                                  tmp_path: Path) -> None:
+    """base64 missing in the guest: the copy fails at its first piece, and the directory it
+    had made is removed again."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("sh", "mkdir", "cat", "rm", "printf", "kill"):
+        found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True,
+                               text=True).stdout.strip()
+        if found.startswith("/"):
+            (bare / tool).symlink_to(found)
+    guest.path = str(bare)
+    with pytest.raises(LabError, match="base64 -d missing"):
+        prepare(guest, "vm1", _builds, 7000, root=str(tmp_path / "guest-tmp"))
+    assert list((tmp_path / "guest-tmp").iterdir()) == []

@@ -13,6 +13,7 @@ what is missing, in one message.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 import shlex
@@ -23,7 +24,7 @@ from typing import Protocol
 
 from xenlab.errors import LabError
 
-CHUNK = 48 * 1024  # bytes per command: well under any shell's argument limit once base64'd
+CHUNK = 6000  # base64 characters per command: dropbear takes commands of 9000 bytes at most
 
 
 class _Result(Protocol):
@@ -75,8 +76,8 @@ def prepare(guest: GuestShell, name: str, builds: Callable[[], tuple[Path, Path]
             port: int, root: str = "/tmp") -> GuestKit:
     """Look for the witnesses in the guest; copy and start what is missing. `builds()` gives
     the static memcheck and echo (built on first need only)."""
-    probe = guest.run("sh -c %s", "command -v xenlab-memcheck; echo; "
-                      "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
+    probe = _run(guest, name, "command -v xenlab-memcheck; echo; "
+                 "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
     if probe.rc == 127 or (probe.rc != 0 and not probe.stdout):
         raise LabError(f"the guest {name} has no POSIX shell xenlab can use "
                        f"({probe.stderr.strip()[-200:] or 'exit ' + str(probe.rc)}): the "
@@ -88,40 +89,61 @@ def prepare(guest: GuestShell, name: str, builds: Callable[[], tuple[Path, Path]
         return kit
     memcheck, echo = builds()
     kit.directory = kit_directory(memcheck, echo, root)
+    try:
+        _ship(guest, name, kit, memcheck, echo, port, has_memcheck, has_echo)
+    except LabError:
+        with contextlib.suppress(Exception):
+            remove(guest, kit)  # nothing half-copied stays in the guest
+        raise
+    return kit
+
+
+def _ship(guest: GuestShell, name: str, kit: GuestKit, memcheck: Path, echo: Path,
+          port: int, has_memcheck: bool, has_echo: bool) -> None:
+    assert kit.directory is not None
     if not has_memcheck:
         _copy(guest, name, memcheck.read_bytes(), f"{kit.directory}/xenlab-memcheck")
         kit.shipped.append("xenlab-memcheck")
     if not has_echo:
         _copy(guest, name, echo.read_bytes(), f"{kit.directory}/xenlab-echo")
         kit.shipped.append("xenlab-echo")
-        started = guest.run("sh -c %s", f"setsid {shlex.quote(kit.directory)}/xenlab-echo "
-                            f"{port} </dev/null >/dev/null 2>&1 & echo $!")
+        started = _run(guest, name, f"setsid {shlex.quote(kit.directory)}/xenlab-echo "
+                       f"{port} </dev/null >/dev/null 2>&1 & echo $!")
         pid = started.stdout.strip()
         if started.rc != 0 or not pid.isdigit():
             raise LabError(f"the guest {name}: cannot start the echo service xenlab copied: "
                            f"{started.stderr.strip()[-200:]}")
         kit.echo_pid = pid
-    return kit
+
+
+def _run(guest: GuestShell, name: str, script: str) -> _Result:
+    """One `sh -c` in the guest; a connection that fails (testinfra raises) is a LabError."""
+    try:
+        return guest.run("sh -c %s", script)
+    except RuntimeError as exc:
+        raise LabError(f"the guest {name}: a command to set up the continuity witnesses "
+                       f"could not run: {str(exc)[-200:]}") from None
 
 
 def _copy(guest: GuestShell, name: str, data: bytes, path: str) -> None:
     """`data` to `path` in the guest in base64 chunks, then checked by sha256."""
     tmp = f"{path}.tmp"
     directory = path.rsplit("/", 1)[0]
-    first = guest.run("sh -c %s", f"mkdir -p -m 700 {shlex.quote(directory)} && "
-                      f": > {shlex.quote(tmp)}")
+    first = _run(guest, name, f"mkdir -p -m 700 {shlex.quote(directory)} && "
+                 f": > {shlex.quote(tmp)}")
     if first.rc != 0:
         raise LabError(f"the guest {name} lacks a continuity witness and xenlab cannot copy "
                        f"it to {directory} (no writable /tmp?): {first.stderr.strip()[-200:]}")
     encoded = base64.b64encode(data).decode()
-    for start in range(0, len(encoded), CHUNK):
-        piece = encoded[start:start + CHUNK]
-        out = guest.run("sh -c %s", f"printf %s {piece} | base64 -d >> {shlex.quote(tmp)}")
+    step = CHUNK - CHUNK % 4  # whole base64 quanta: each piece decodes on its own
+    for start in range(0, len(encoded), step):
+        piece = encoded[start:start + step]
+        out = _run(guest, name, f"printf %s {piece} | base64 -d >> {shlex.quote(tmp)}")
         if out.rc != 0:
             raise LabError(f"the guest {name}: copying {path} failed (base64 -d missing?): "
                            f"{out.stderr.strip()[-200:]}")
-    done = guest.run("sh -c %s", f"chmod 700 {shlex.quote(tmp)} && mv {shlex.quote(tmp)} "
-                     f"{shlex.quote(path)} && sha256sum {shlex.quote(path)}")
+    done = _run(guest, name, f"chmod 700 {shlex.quote(tmp)} && mv {shlex.quote(tmp)} "
+                f"{shlex.quote(path)} && sha256sum {shlex.quote(path)}")
     if done.rc != 0 or done.stdout.split()[:1] != [hashlib.sha256(data).hexdigest()]:
         raise LabError(f"the guest {name}: {path} does not match its build after the copy "
                        f"({done.stdout.strip()[:80] or done.stderr.strip()[-200:]})")
