@@ -38,7 +38,7 @@ from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native
 from xenlab.measure.ping import figures
 from xenlab.measure.prober import Prober, ship_native
 from xenlab.measure.results import Tolerance, compare_results, comparison_table, load_results
-from xenlab.names import check_lab_name
+from xenlab.names import LAB_NAME_RULE, is_lab_name
 from xenlab.report.trend import write_trend
 
 
@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _say(text: str) -> None:
     """One line on stderr, whatever bytes the user's input put in it."""
-    sys.stderr.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+    sys.stderr.write(_shown(text) + "\n")
 
 
 def _number(low: float, high: float) -> typing.Callable[[str], float]:
@@ -69,10 +69,9 @@ def _number(low: float, high: float) -> typing.Callable[[str], float]:
 
 
 def _lab_name(text: str) -> str:
-    try:
-        return check_lab_name(text, "--lab")
-    except XenlabError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--lab: ")) from None
+    if not is_lab_name(text):
+        raise argparse.ArgumentTypeError(f"expected {LAB_NAME_RULE}, found {text[:40]!r}")
+    return text
 
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", re.IGNORECASE)

@@ -221,3 +221,50 @@ def test_the_xen_kit_never_cleans_through_a_link_out_of_its_root(tmp_path: Path)
     with pytest.raises(LabError, match="outside the dom0 root"):
         _inside(rootfs, "usr/share/doc")
     assert (decoy / "precious").exists()
+
+
+def test_the_xen_kit_removes_only_its_own_old_builds(tmp_path: Path) -> None:
+    """Old kits and dom0 root tars go by their exact names; a link of that name, a file
+    where a kit would be, or a name that only looks alike stays (decoys, this test's own)."""
+    from xenlab.lab.xenkit import _KIT_NAME, _ROOTFS_TAR, stale_builds
+
+    decoy = tmp_path / "elsewhere"
+    decoy.mkdir()
+    cache = tmp_path / "cache"
+    for name in ("kit-0123456789ab", "kit-notadigest", "kit-0123456789abc"):
+        (cache / name).mkdir(parents=True)
+    (cache / "kit-aaaaaaaaaaaa").symlink_to(decoy, target_is_directory=True)
+    (cache / "kit-bbbbbbbbbbbb").write_text("a file, not a kit")
+    (cache / "rootfs-0123456789ab.tar").write_text("tar")
+    (cache / "rootfs-cccccccccccc.tar").symlink_to(decoy / "x.tar")
+    (cache / "rootfs-mine.tar").write_text("someone's")
+    assert stale_builds(cache, _KIT_NAME, directories=True) == [cache / "kit-0123456789ab"]
+    assert stale_builds(cache, _ROOTFS_TAR, directories=False) == [
+        cache / "rootfs-0123456789ab.tar"]
+
+
+def test_a_real_lab_closes_its_sockets_and_removes_only_an_empty_directory(
+        roots: Path, tmp_path: Path) -> None:
+    """RealLab.down(): `ssh -O exit` to its own masters (none here: nothing is contacted),
+    then the socket directory goes only if empty; a symlinked one is refused at once."""
+    from xenlab.errors import LabError
+    from xenlab.inventory import parse_inventory
+    from xenlab.lab.real import RealLab
+    from xenlab.progress import Progress
+
+    text = (Path(__file__).parents[2] / "inventories/xl.yml").read_text()
+    lab = RealLab(parse_inventory(text, "xl.yml"), progress=Progress(lambda line: None))
+    control = jr.control_dir("xl")
+    assert lab.runner("xen_resource_1") and control.is_dir()  # made on first use
+    (control / "notes.txt").write_text("someone's")
+    lab.down()
+    assert (control / "notes.txt").read_text() == "someone's"
+    (control / "notes.txt").unlink()
+    lab.down()
+    assert not control.exists()
+    decoy = tmp_path / "decoy-sockets"
+    decoy.mkdir()
+    control.symlink_to(decoy, target_is_directory=True)
+    with pytest.raises(LabError, match="is a symlink"):
+        RealLab(parse_inventory(text, "xl.yml"), progress=Progress(lambda line: None))
+    assert decoy.is_dir() and not any(decoy.iterdir()) and control.is_symlink()

@@ -262,6 +262,7 @@ class ReapPlan:
     found but left alone (with the reason). Computed before anything is removed."""
 
     lab: str
+    journal: Journal | None = None  # the lab's own journal, if it has one here
     directory: Path | None = None
     processes: list[tuple[int, int | None, str]] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
@@ -299,9 +300,8 @@ def plan_reap(lab: str, root: Path = DEFAULT_ROOT) -> ReapPlan:
     (PID and start time) or running inside the lab's namespaces; namespaces of the lab's
     exact prefix; loop devices backed by the journal's images inside the lab directory; its
     SSH socket directory. Everything else found is listed as left alone. Touches nothing."""
-    check_lab_name(lab, "lab name")
+    prefix = namespace_prefix(lab)  # (checks the name)
     plan = ReapPlan(lab)
-    prefix = namespace_prefix(lab)
     candidate = root / lab
     directory = owned_child(root, lab)
     journal = Journal.read(directory) if directory else None
@@ -318,7 +318,7 @@ def plan_reap(lab: str, root: Path = DEFAULT_ROOT) -> ReapPlan:
                                f"{journal.directory}")
         journal = None
     if journal is not None:
-        plan.directory = directory
+        plan.journal, plan.directory = journal, directory
         for record in journal.processes:
             if record.alive():
                 plan.processes.append((record.pid, record.start,
@@ -327,8 +327,7 @@ def plan_reap(lab: str, root: Path = DEFAULT_ROOT) -> ReapPlan:
     for ns in sorted(recorded):
         if not ns.startswith(prefix):
             plan.left_alone.append(f"namespace {ns}: in the journal but not named {prefix}*")
-    present = set(lab_namespaces(lab))
-    plan.namespaces = sorted(present)
+    plan.namespaces = sorted(lab_namespaces(lab))
     known = {pid for pid, _, _ in plan.processes}
     for ns in plan.namespaces:
         for pid in namespace_pids(ns):
@@ -361,19 +360,18 @@ def reap(lab: str, root: Path = DEFAULT_ROOT, *, force: bool = False,
     (LabKeptError) when the lab was kept on purpose (`--lab-keep`), unless `kept_too` (as
     `xenlab lab down` says) or `force`.
     """
-    check_lab_name(lab, "lab name")
-    directory = owned_child(root, lab)
-    journal = Journal.read(directory) if directory else None
+    plan = plan_reap(lab, root)
+    journal = plan.journal
     if journal and journal.owner_alive() and not journal.kept and not force:
         raise LabBusyError(
             f"lab '{lab}' is in use by the run with PID {journal.owner_pid}; "
             f"choose another lab name in the inventory or wait for that run to end")
     if journal and journal.kept and not (force or kept_too):
         raise LabKeptError(
-            f"lab '{lab}' was kept up by an earlier run (--lab-keep) under {directory} and is "
+            f"lab '{lab}' was kept up by an earlier run (--lab-keep) under {plan.directory} and is "
             f"not rebuilt over: remove it with `xenlab lab down --lab {lab} --root {root}`, "
             f"or give this run another lab name")
-    return execute(plan_reap(lab, root))
+    return execute(plan)
 
 
 def execute(plan: ReapPlan) -> list[str]:

@@ -151,6 +151,9 @@ class RealLab:
         """One SSH connection per host for the whole run (testinfra's checks and xenlab's
         own commands share it): sockets in /run/xenlab/<lab>, closed by `down()`."""
         directory = jr.control_dir(self.inventory.lab)
+        if directory.is_symlink():
+            raise LabError(f"{directory} is a symlink: xenlab keeps its SSH sockets only in a "
+                           "directory of its own")
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return str(directory / "%C")
 

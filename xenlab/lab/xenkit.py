@@ -208,9 +208,8 @@ def _build(cache: Path, directory: Path, done: Path, progress: Progress,
     mirror = debian_mirror(_apt_sources())
     if mirror is None:
         raise LabError("no Debian mirror for bookworm in /etc/apt/sources.list*")
-    for old in cache.glob("kit-*"):  # one kit at a time: an old recipe's kit is 1.5 GB
-        if _KIT_NAME.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)  # only xenlab's kit-<digest> directories
+    for old in stale_builds(cache, _KIT_NAME, directories=True):
+        shutil.rmtree(old, ignore_errors=True)  # one kit at a time: an old one is 1.5 GB
     directory.mkdir(parents=True, exist_ok=True)
     debs = cache / "debs"
     debs.mkdir(exist_ok=True)
@@ -228,9 +227,8 @@ def _build(cache: Path, directory: Path, done: Path, progress: Progress,
                                 mirror], timeout=1800)
                 except CommandError as exc:
                     raise LabError(f"debootstrap of the dom0 root failed: {exc}") from None
-                for old in cache.glob("rootfs-*.tar"):
-                    if _ROOTFS_TAR.fullmatch(old.name) and old.is_file() and not old.is_symlink():
-                        old.unlink()
+                for old in stale_builds(cache, _ROOTFS_TAR, directories=False):
+                    old.unlink()
                 runner.run(["tar", "-C", str(rootfs), "-cf", str(base.with_suffix(".tmp")), "."],
                            timeout=600)
                 os.replace(base.with_suffix(".tmp"), base)
@@ -318,6 +316,13 @@ def _fit_libvirt(rootfs: Path) -> None:
 
 _KIT_NAME = re.compile(r"kit-[0-9a-f]{12}")
 _ROOTFS_TAR = re.compile(r"rootfs-[0-9a-f]{12}\.tar")
+
+
+def stale_builds(cache: Path, name: re.Pattern[str], directories: bool) -> list[Path]:
+    """Earlier builds in `cache` that xenlab may remove: entries of exactly its own names
+    (`kit-<digest>` directories, `rootfs-<digest>.tar` files), real ones, no symlinks."""
+    return [p for p in cache.iterdir() if name.fullmatch(p.name) and not p.is_symlink()
+            and (p.is_dir() if directories else p.is_file())]
 
 
 def _inside(rootfs: Path, relative: str) -> Path:
