@@ -92,7 +92,8 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
             read_only = subprocess.run(
                 [*as_storage_host(root, name), sys.executable, "-m", "pytest", "suites", "-p",
                  "no:cacheprovider", "--lab-inventory", str(path), "--lab-report", "none",
-                 "--lab-results", str(tmp_path / "paramiko.json"), "-m", "not destructive"],
+                 "--lab-results", str(tmp_path / "paramiko.json"), "-m", "not destructive",
+                 "-rN"],  # no short summary: its lines are cut to the terminal's width
                 cwd=REPO, capture_output=True, text=True, timeout=900)
             assert (read_only.returncode != 0) == bool(expected), read_only.stdout[-4000:]
             if expected:
