@@ -17,13 +17,32 @@ from xenlab.aoe import frames as fr
 from xenlab.inventory import Inventory
 from xenlab.storage.lvm import LvmReports, parse_pvs
 
+ROOT_CHECK = "test_query_config_answered_exactly_once"
 
-def _answers(probe: AoeProbe, inventory: Inventory) -> list[fr.AoeFrame]:
+
+def _answers(probe: AoeProbe, inventory: Inventory, needed: bool = True) -> list[fr.AoeFrame]:
+    """The named target's answers to the Query Config. A check that depends on them
+    (`needed`) and finds none fails in one line naming the cause, which the root check
+    reports in full; it never passes on nothing, nor shows the probe's repr."""
     __tracebackhide__ = True
     if probe.error:
         pytest.fail(f"AoE probe from {probe.host}:{probe.interface} failed: {probe.error}",
                     pytrace=False)
-    return probe.answers_for(inventory.aoe.shelf, inventory.aoe.slot)
+    answers = probe.answers_for(inventory.aoe.shelf, inventory.aoe.slot)
+    if needed and not answers:
+        pytest.fail(f"not checked: {inventory.aoe.target} answered no Query Config from "
+                    f"{probe.host}:{probe.interface} (the cause: see {ROOT_CHECK})",
+                    pytrace=False)
+    return answers
+
+
+def _needs(frame: fr.AoeFrame | None, what: str, probe: AoeProbe,
+           inventory: Inventory) -> fr.AoeFrame:
+    __tracebackhide__ = True
+    if frame is None:
+        pytest.fail(f"from {probe.host}: {inventory.aoe.target} answered the Query Config but "
+                    f"not {what}", pytrace=False)
+    return frame
 
 
 def test_query_config_answered_exactly_once(resource_name: str,
@@ -32,11 +51,12 @@ def test_query_config_answered_exactly_once(resource_name: str,
                                             report_extras: list[Any]) -> None:
     probe = aoe_probe(resource_name)
     attach_aoe(report_extras, probe.summary, probe.pcap, resource_name)
-    answers = _answers(probe, inventory)
+    answers = _answers(probe, inventory, needed=False)
     target = inventory.aoe.target
     assert answers, (f"from {resource_name}:{probe.interface}: no answer from {target} to a "
                      f"Query Config broadcast (answers seen: "
-                     f"{[f.target for f in probe.config_answers] or 'none'})")
+                     f"{[f.target for f in probe.config_answers] or 'none'}; is vblade exporting "
+                     f"{target} on {inventory.storage.name}:{inventory.aoe.interface}?)")
     assert len(answers) == 1, (
         f"from {resource_name}: {target} answered {len(answers)} times, from "
         f"{', '.join(sorted(f.src for f in answers))}: two exports of one shelf.slot conflict")
@@ -83,9 +103,9 @@ def test_identify_capacity_is_the_export_size(resource_name: str,
                                               inventory: Inventory, export_size: int) -> None:
     probe = aoe_probe(resource_name)
     _answers(probe, inventory)
-    assert probe.identify is not None, f"from {resource_name}: no answer to ATA IDENTIFY"
-    assert not probe.identify.error_flag, f"ATA IDENTIFY: {probe.identify.error_text}"
-    identify = fr.parse_identify(probe.identify.ata_data())
+    frame = _needs(probe.identify, "ATA IDENTIFY", probe, inventory)
+    assert not frame.error_flag, f"from {resource_name}: ATA IDENTIFY: {frame.error_text}"
+    identify = fr.parse_identify(frame.ata_data())
     assert identify.capacity == export_size, (
         f"from {resource_name}: {inventory.aoe.target} ({identify.model}) reports "
         f"{identify.lba48_sectors} sectors = {identify.capacity} bytes; "
@@ -98,8 +118,8 @@ def test_sector_1_carries_the_pv_label(resource_name: str,
                                        lvm_views: list[LvmReports]) -> None:
     probe = aoe_probe(resource_name)
     _answers(probe, inventory)
-    assert probe.read_label is not None, f"from {resource_name}: no answer to ATA READ of sector 1"
-    label = fr.parse_pv_label(probe.read_label.ata_data())
+    frame = _needs(probe.read_label, "the ATA READ of sector 1", probe, inventory)
+    label = fr.parse_pv_label(frame.ata_data())
     assert label.label_type == "LVM2 001", f"sector 1 label type {label.label_type!r}"
     for view in lvm_views:
         uuids = {pv.uuid for pv in parse_pvs(view.pvs) if pv.vg == inventory.lvm.vg}

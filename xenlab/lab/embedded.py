@@ -70,6 +70,7 @@ FAULTS = {
     "relocation-closed": "the last resource host drops TCP to the relocation port",
     "second-vblade": "a second vblade on the last resource host exports the same shelf.slot",
     "other-export": "the storage host also exports a second image as the next slot",
+    "no-vblade": "the storage host exports nothing: its vblade is never started",
     "migration-cut": "0.3 s into each migration the destination drops its relocation port",
 }
 LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
@@ -269,6 +270,8 @@ class EmbeddedLab(BuiltLab):
             f.truncate(inv.image_size)
         self.storage_facts = self._make_lvm(str(image))
         storage = self.lab_hosts(Role.STORAGE)[0]
+        if "no-vblade" in self.faults:  # the guest's disk is the image itself: it still runs
+            return
         argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.interface, str(image)]
         proc = storage.runner.spawn(argv, log=str(storage.directory / "vblade.log"))
         storage.record_process(proc.pid, "vblade")
