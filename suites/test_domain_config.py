@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from testinfra.host import Host
 
+from xenlab.checks.domain import against_inventory, against_running, not_reported
 from xenlab.checks.xen import free_memory_mib, meminfo_available_mib
 from xenlab.errors import ParseError
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
@@ -59,21 +60,27 @@ def test_config_matches_the_inventory(resource_name: str, host_of: Callable[[str
     """The config is judged against the inventory, not only against the other hosts' (a
     config wrong identically everywhere passes the comparison between hosts)."""
     _, config = read_config(host_of(resource_name), resource_name, inventory)
-    spec = inventory.domain
-    wanted: dict[str, object] = {
-        "memory": spec.memory, "kernel": spec.kernel, "ramdisk": spec.ramdisk,
-        "vif macs": [v.mac for v in spec.vifs], "vif bridges": [v.bridge for v in spec.vifs],
-        "disks": [d.replace(" ", "") for d in spec.disks]}
-    found: dict[str, object] = {
-        "memory": config.values.get("memory"), "kernel": config.get_str("kernel"),
-        "ramdisk": config.get_str("ramdisk"),
-        "vif macs": [v.get("mac", "").lower() for v in config.vif_fields()],
-        "vif bridges": [v.get("bridge", "") for v in config.vif_fields()],
-        "disks": [d.replace(" ", "") for d in config.get_list("disk")]}
-    differ = [f"{k}: {found[k]!r} in the config, {wanted[k]!r} in the inventory"
-              for k in wanted if found[k] != wanted[k]]
-    assert not differ, (f"on {resource_name}: {spec.config_path} disagrees with the "
-                        f"inventory's domain: " + "; ".join(differ))
+    differ = against_inventory(config, inventory.domain)
+    assert not differ, (f"on {resource_name}: {inventory.domain.config_path} disagrees with "
+                        f"the inventory's domain: " + "; ".join(differ))
+
+
+def test_config_matches_the_running_guest(resource_name: str, host_of: Callable[[str], Host],
+                                          inventory: Inventory, lab: Lab) -> None:
+    """Each host's config against the guest as its hypervisor runs it (memory, vcpus, MACs,
+    bridges, disks): a destination whose config differs receives a guest it cannot hold."""
+    _, config = read_config(host_of(resource_name), resource_name, inventory)
+    running = lab.running_guest()
+    if running is None:
+        pytest.fail(f"not checked: {inventory.domain.name} does not run on exactly one "
+                    f"resource host", pytrace=False)
+    differ = against_running(config, running)
+    unjudged = not_reported(running)
+    assert not differ, (f"on {resource_name}: {inventory.domain.config_path} disagrees with "
+                        f"{inventory.domain.name} as it runs ({running.source}): "
+                        + "; ".join(differ)
+                        + (f" (not reported, so not judged: {', '.join(unjudged)})"
+                           if unjudged else ""))
 
 
 def test_disk_exists_on_every_resource_host(resource_name: str, host_of: Callable[[str], Host],

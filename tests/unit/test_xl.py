@@ -51,6 +51,8 @@ def test_xl_list_long_gives_types_and_disks() -> None:
     assert (vm1.guest_type, vm1.domid) == ("pvh", 2)
     assert vm1.disks == ("/dev/vg_xen/lv_vm1",)
     assert vm1.memory_kb == 128 * 1024
+    assert (vm1.macs, vm1.bridges) == (("00:16:3e:18:01:21",), ("xenbr0",))
+    assert by_name["Domain-0"].macs == ()
 
 
 @pytest.mark.parametrize("text", ["not json", "{}", '[{"domid": 1}]', "[1]"])

@@ -6,6 +6,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 class DomainState(enum.StrEnum):
@@ -38,6 +39,45 @@ class MigrationResult:
     @property
     def wall_time_ms(self) -> float:
         return (self.ended_at - self.started_at) * 1000.0
+
+
+@dataclass(frozen=True)
+class RunningDomain:
+    """A running domain as its hypervisor reports it, not as its config file says; a
+    field the hypervisor does not report is None (and is then not judged)."""
+
+    name: str
+    host: str
+    source: str  # what was asked, e.g. "xl list; xl list -l"
+    memory_mib: int | None = None
+    vcpus: int | None = None
+    macs: tuple[str, ...] | None = None  # lower case, in device order
+    bridges: tuple[str, ...] | None = None
+    disks: tuple[str, ...] | None = None  # the devices or files behind the guest's disks
+
+
+class DomainQueries(Protocol):
+    """What every toolstack driver answers about a domain."""
+
+    def running_on(self, domain: str) -> list[str]: ...
+    def running_domain(self, host: str, domain: str) -> RunningDomain | None: ...
+
+
+def sole_host(driver: DomainQueries, domain: str) -> str | None:
+    """The one host `domain` runs on (None: on none, or on several)."""
+    running = driver.running_on(domain)
+    return running[0] if len(running) == 1 else None
+
+
+def running_copy(driver: DomainQueries, domain: str) -> RunningDomain | None:
+    """The running domain as its hypervisor reports it, where it runs on one host."""
+    host = sole_host(driver, domain)
+    return None if host is None else driver.running_domain(host, domain)
+
+
+def kib_to_mib(kib: int) -> int:
+    """Memory in KiB -> whole MiB, to the nearest (Xen and libvirt add a few pages)."""
+    return round(kib / 1024)
 
 
 class MigrationFault(enum.StrEnum):

@@ -42,6 +42,17 @@ class DomainConfig:
         return out
 
 
+def disk_device(source: str) -> str:
+    """A config disk's device or file: 'phy:xen/lv' -> '/dev/xen/lv' (Xen takes a relative
+    phy: path from /dev), 'file:/img' -> '/img'."""
+    kind, sep, device = source.partition(":")
+    if not sep:
+        return source
+    if kind == "phy" and not device.startswith("/"):
+        return f"/dev/{device}"
+    return device
+
+
 def parse_domain_config(text: str, source: str = "domain config") -> DomainConfig:
     """Parse `key = value` lines (values are Python literals); comments allowed."""
     try:
@@ -80,6 +91,7 @@ def render_domain_config(spec: DomainSpec, extra: dict[str, str] | None = None,
         *([f'type = "{spec.guest_type}"'] if spec.guest_type else []),
         "# usable ram:",
         f"memory = {spec.memory}",
+        *([f"vcpus = {spec.vcpus}"] if spec.vcpus != 1 else []),
         "# kernel and initrd:",
         f'kernel = "{spec.kernel}"',
         f'ramdisk = "{spec.ramdisk}"',

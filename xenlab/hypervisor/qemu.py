@@ -18,15 +18,21 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from xenlab.errors import LabError, MigrationError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import DomainState, Injection, MigrationResult
-from xenlab.hypervisor.domconfig import DomainConfig
+from xenlab.hypervisor.base import DomainState, Injection, MigrationResult, RunningDomain
+from xenlab.hypervisor.domconfig import DomainConfig, disk_device
 from xenlab.hypervisor.qmp import (
     FINAL_MIGRATION_STATES,
+    BlockBacking,
+    block_backings,
     domain_state,
     figures_settled,
+    memory_mib,
     migration_figures,
+    nic_macs,
+    vcpu_count,
 )
 from xenlab.measure.memaudit import MemoryAudit, differing_pages
+from xenlab.net.iproute import parse_links
 
 QMP_CONNECT_S = 10.0  # connect and greeting: a QEMU that never greets must not hang a run
 QMP_COMMAND_S = 120.0  # one command (pmemsave of a guest's memory is the longest)
@@ -83,7 +89,8 @@ def qemu_argv(*, binary: str, config: DomainConfig, disk: DiskImage, address: IP
     ]))
     argv = [
         binary, "-name", name, "-machine", "q35", "-accel", "tcg",
-        "-m", str(int(config.get_str("memory") or 0) or 128), "-smp", "1",
+        "-m", str(int(config.get_str("memory") or 0) or 128),
+        "-smp", str(int(config.get_str("vcpus") or 1)),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-serial", f"file:{console}",
         "-kernel", config.get_str("kernel"), "-initrd", config.get_str("ramdisk"),
@@ -116,6 +123,7 @@ class QemuDriver:
         self.relocation_port = relocation_port
         self._monitors: dict[tuple[str, str], _Monitor] = {}
         self._processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+        self._disk_sources: dict[tuple[str, str], tuple[str, ...]] = {}
 
     # -- paths ---------------------------------------------------------------------------
     def _qmp_path(self, host: str, domain: str) -> str:
@@ -175,6 +183,39 @@ class QemuDriver:
     def running_on(self, domain: str) -> list[str]:
         return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
 
+    def running_domain(self, host: str, domain: str) -> RunningDomain | None:
+        """QEMU's own view (QMP): RAM, vCPUs, NIC MACs, the disk's byte range (named by the
+        config's disk it resolves to); the bridges are the tap links' masters on the host."""
+        if self.state(host, domain) is not DomainState.RUNNING:
+            return None
+        macs = nic_macs(self.qmp(host, domain, "query-rx-filter"))
+        bridges = []
+        for i in range(len(macs)):
+            out = self.hosts[host].runner.run(["ip", "-j", "link", "show", tap_name(domain, i)],
+                                              check=False)
+            links = parse_links(out.stdout) if out.rc == 0 else []
+            bridges.append(links[0].master if links else "")
+        disks = []
+        for backing in block_backings(self.qmp(host, domain, "query-block")):
+            named = [s for s in self._disk_sources.get((host, domain), ())
+                     if self._resolves_to(host, s, backing)]
+            disks.append(disk_device(named[0]) if named else
+                         f"{backing.path} (offset {backing.offset}, {backing.size} bytes)")
+        return RunningDomain(
+            domain, host, "QMP query-memory-size-summary, query-cpus-fast, query-rx-filter, "
+            "query-block; ip link", memory_mib=memory_mib(
+                self.qmp(host, domain, "query-memory-size-summary")),
+            vcpus=vcpu_count(self.qmp(host, domain, "query-cpus-fast")), macs=macs,
+            bridges=tuple(bridges), disks=tuple(disks))
+
+    def _resolves_to(self, host: str, source: str, backing: BlockBacking) -> bool:
+        try:
+            disk = self.resolve_disk(host, source)
+        except LabError:
+            return False
+        return (disk.path, disk.offset, disk.size) == (backing.path, backing.offset,
+                                                       backing.size)
+
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, host: str, config: DomainConfig, *, incoming: bool = False,
               timeout: float = 30.0, hold: bool = False) -> None:
@@ -182,6 +223,7 @@ class QemuDriver:
         still paused after it, if `hold`)."""
         h = self.hosts[host]
         disk_source = config.disk_fields()[0][0]
+        self._disk_sources[(host, config.name)] = tuple(d[0] for d in config.disk_fields())
         disk = self.resolve_disk(host, disk_source)
         qmp = self._qmp_path(host, config.name)
         Path(qmp).unlink(missing_ok=True)

@@ -85,3 +85,28 @@ def block_backings(reply: object) -> list[BlockBacking]:
         else:
             out.append(BlockBacking(node, name, 0, 0))
     return out
+
+
+def memory_mib(reply: object) -> int:
+    """`query-memory-size-summary` -> the guest's RAM in MiB (base plus hot-plugged)."""
+    if not isinstance(reply, dict) or _int(reply.get("base-memory")) is None:
+        raise ParseError("query-memory-size-summary reply", "no base-memory", repr(reply))
+    total = (_int(reply.get("base-memory")) or 0) + (_int(reply.get("plugged-memory")) or 0)
+    return total // (1 << 20)
+
+
+def vcpu_count(reply: object) -> int:
+    """`query-cpus-fast` -> how many vCPUs the guest has."""
+    if not isinstance(reply, list) or not all(isinstance(c, dict) and "cpu-index" in c
+                                              for c in reply):
+        raise ParseError("query-cpus-fast reply", "expected a list of CPUs", repr(reply)[:500])
+    return len(reply)
+
+
+def nic_macs(reply: object) -> tuple[str, ...]:
+    """`query-rx-filter` -> each NIC's MAC (lower case), in the guest's device order."""
+    if not isinstance(reply, list) or not all(isinstance(n, dict) and
+                                              isinstance(n.get("main-mac"), str) for n in reply):
+        raise ParseError("query-rx-filter reply", "expected NICs with a main-mac",
+                         repr(reply)[:500])
+    return tuple(str(n["main-mac"]).lower() for n in reply)

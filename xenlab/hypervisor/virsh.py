@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from testinfra.host import Host
 
 from xenlab.errors import LabError, ParseError
-from xenlab.hypervisor.base import DomainState, MigrationResult
+from xenlab.hypervisor.base import DomainState, MigrationResult, RunningDomain, kib_to_mib
 
 # -- virsh list --all --------------------------------------------------------------------------
 
@@ -266,6 +266,53 @@ _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 _URI = re.compile(r"^[a-z][a-z0-9+]*://\S*$")
 
 
+_UNITS_KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024,
+              "m": 1024, "mib": 1024, "mb": 1000 ** 2 / 1024, "g": 1024 ** 2, "gib": 1024 ** 2}
+
+
+def parse_domain_xml(text: str, host: str) -> RunningDomain:
+    """`virsh dumpxml DOM` of a running domain: its memory (currentMemory), vcpus, NICs
+    (MAC, bridge) and disks (the device or file behind each), as libvirt has them."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ParseError("virsh dumpxml", f"not XML ({exc})", text) from None
+    name = root.findtext("name") or ""
+    if root.tag != "domain" or not name:
+        raise ParseError("virsh dumpxml", "no <domain> with a <name>", text)
+    memory = root.find("currentMemory")
+    if memory is None:
+        memory = root.find("memory")
+    try:
+        unit = _UNITS_KIB[(memory.get("unit", "KiB") if memory is not None else "KiB").lower()]
+        memory_mib = (kib_to_mib(int(int((memory.text or "").strip()) * unit))
+                      if memory is not None else None)
+        vcpu = root.find("vcpu")
+        vcpus = (int(vcpu.get("current") or (vcpu.text or "").strip())
+                 if vcpu is not None else None)
+    except (KeyError, ValueError):
+        raise ParseError("virsh dumpxml", "memory or vcpu is not a number with a known "
+                         "unit", text) from None
+    interfaces = root.findall("devices/interface")
+    disks = []
+    for disk in root.findall("devices/disk"):
+        source = disk.find("source")
+        if source is not None and disk.get("device", "disk") == "disk":
+            disks.append(source.get("dev") or source.get("file") or "")
+
+    def attribute(element: ET.Element, child: str, name: str) -> str:
+        found = element.find(child)
+        return found.get(name, "") if found is not None else ""
+
+    return RunningDomain(
+        name, host, "virsh dumpxml", memory_mib=memory_mib, vcpus=vcpus,
+        macs=tuple(attribute(i, "mac", "address").lower() for i in interfaces),
+        bridges=tuple(attribute(i, "source", "bridge") for i in interfaces),
+        disks=tuple(disks))
+
+
 def check_host_name(host: str) -> str:
     """The host as it may stand in a URI (IPv6 in brackets), or LabError saying why not."""
     if _IPV6.match(host) and host.strip("[]"):
@@ -383,6 +430,13 @@ class VirshDriver:
 
     def running_on(self, domain: str) -> list[str]:
         return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
+
+    def running_domain(self, host: str, domain: str) -> RunningDomain | None:
+        _check_domain_name(domain)
+        if self.state(host, domain) is not DomainState.RUNNING:
+            return None
+        return parse_domain_xml(self._check(host, virsh_argv("dumpxml", domain,
+                                                             connect=self.connect)), host)
 
     def destination(self, host: str) -> str:
         return destination_uri(self.driver, self.addresses.get(host, host), self.user)

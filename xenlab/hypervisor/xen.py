@@ -18,7 +18,7 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError, ParseError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import DomainState, Injection, MigrationResult
+from xenlab.hypervisor.base import DomainState, Injection, MigrationResult, RunningDomain
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ class LongDomain:
     guest_type: str  # "pv", "pvh" or "hvm"
     memory_kb: int | None = None
     disks: tuple[str, ...] = ()
+    macs: tuple[str, ...] = ()
+    bridges: tuple[str, ...] = ()
 
 
 def parse_xl_list_long(text: str) -> list[LongDomain]:
@@ -131,8 +133,11 @@ def parse_xl_list_long(text: str) -> list[LongDomain]:
             c_info = item["config"]["c_info"]
             b_info = item["config"].get("b_info", {})
             disks = tuple(d.get("pdev_path", "") for d in item["config"].get("disks", []))
+            nics = item["config"].get("nics", [])
             out.append(LongDomain(c_info["name"], int(item["domid"]), str(c_info["type"]),
-                                  b_info.get("max_memkb"), disks))
+                                  b_info.get("max_memkb"), disks,
+                                  tuple(str(n.get("mac", "")).lower() for n in nics),
+                                  tuple(str(n.get("bridge", "")) for n in nics)))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ParseError("xl list -l", "a domain without domid, config.c_info.name or "
                              "config.c_info.type", text) from None
@@ -233,6 +238,24 @@ class XenCliDriver:
 
     def running_on(self, domain: str) -> list[str]:
         return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
+
+    def running_domain(self, host: str, domain: str) -> RunningDomain | None:
+        """`xl list` (memory and VCPUs as Xen has them now) and, with xl, `xl list -l`
+        (the NICs and disks xl set up); xm's long listing is S-expressions: not read."""
+        rows = [d for d in self.listed(host) if d.name == domain]
+        if not rows:
+            return None
+        row = rows[0]
+        if self.toolstack != "xl":
+            return RunningDomain(domain, host, "xm list", memory_mib=row.memory,
+                                 vcpus=row.vcpus)
+        long = [d for d in self.list_long(host) if d.name == domain]
+        if not long:
+            return RunningDomain(domain, host, "xl list", memory_mib=row.memory,
+                                 vcpus=row.vcpus)
+        return RunningDomain(domain, host, "xl list; xl list -l", memory_mib=row.memory,
+                             vcpus=row.vcpus, macs=long[0].macs, bridges=long[0].bridges,
+                             disks=long[0].disks)
 
     def migrate_command(self, domain: str, destination: str) -> str:
         if self.toolstack == "xm":

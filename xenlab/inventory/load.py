@@ -470,6 +470,7 @@ def _domain(dr: _Reader, host_name: str) -> DomainSpec:
         extra=str(dr.get("extra", (str, int), "")),  # type: ignore[arg-type]
         vifs=tuple(vifs), disks=tuple(disks),
         guest_type=_choice(dr, "type", ("pv", "pvh", "hvm")),
+        vcpus=_int(dr, "vcpus", 1, 128, 1),
         options=_options(dr, "options"),
     )
     dr.done()

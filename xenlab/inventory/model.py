@@ -96,6 +96,7 @@ class DomainSpec:
     vifs: tuple[Vif, ...]
     disks: tuple[str, ...]
     guest_type: str = ""  # xl's `type`: pv, pvh or hvm ("" : the toolstack's default, pv)
+    vcpus: int = 1  # the config's `vcpus` (absent in the article's file: one)
     options: tuple[tuple[str, int | str], ...] = ()  # further config keys, e.g. (("hap", 0),)
 
 

@@ -8,7 +8,7 @@ from typing import Protocol
 from testinfra.host import Host
 
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import MigrationResult
+from xenlab.hypervisor.base import MigrationResult, RunningDomain
 from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.inventory.model import Inventory
 from xenlab.storage.lvm import LvmReports
@@ -34,4 +34,5 @@ class Lab(Protocol):
     def host(self, name: str) -> Host: ...
     def runner(self, name: str) -> Runner: ...
     def guest_location(self) -> str | None: ...
+    def running_guest(self) -> RunningDomain | None: ...  # as the hypervisor reports it
     def migrate(self, destination: str) -> MigrationResult: ...

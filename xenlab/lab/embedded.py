@@ -28,7 +28,15 @@ from testinfra.host import Host
 from xenlab.errors import LabError
 from xenlab.hosts.access import embedded_host
 from xenlab.hosts.runner import Runner, anchor_argv, host_prefix
-from xenlab.hypervisor.base import DomainState, Injection, MigrationFault, MigrationResult
+from xenlab.hypervisor.base import (
+    DomainState,
+    Injection,
+    MigrationFault,
+    MigrationResult,
+    RunningDomain,
+    running_copy,
+    sole_host,
+)
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.hypervisor.qmp import BlockBacking, block_backings
@@ -66,6 +74,7 @@ FAULTS = {
     "inittab-unedited": "the guest's inittab keeps the gettys of runlevels 2-6 (sed not run)",
     "inittabe": "the guest image keeps the /etc/inittabe backup that `sed -ie` leaves",
     "config-disk": "the domain configs name the article's disk phy:xen/lv_vm1 (no such VG)",
+    "config-memory": "every domain config says twice the memory the guest runs with",
     "lv-mounted": "lv_vm1 is mounted on the last resource host while the guest runs",
     "relocation-closed": "the last resource host drops TCP to the relocation port",
     "second-vblade": "a second vblade on the last resource host exports the same shelf.slot",
@@ -415,6 +424,11 @@ class EmbeddedLab(BuiltLab):
                 path = host.etc_file(inv.domain.config_path)
                 path.write_text(path.read_text().replace(f"phy:{inv.lvm.path},",
                                                          f"phy:xen/{inv.lvm.lv},"))
+        if "config-memory" in self.faults:  # the same on every host: only the truth catches it
+            for host in self.lab_hosts(Role.RESOURCE):
+                path = host.etc_file(inv.domain.config_path)
+                path.write_text(path.read_text().replace(f"memory = {inv.domain.memory}\n",
+                                                         f"memory = {2 * inv.domain.memory}\n"))
         if "lv-mounted" in self.faults:
             assert self.storage_facts is not None
             rng = self.storage_facts.lv_range
@@ -499,8 +513,11 @@ class EmbeddedLab(BuiltLab):
 
     def guest_location(self) -> str | None:
         assert self.hypervisor is not None
-        running = self.hypervisor.running_on(self.inventory.domain.name)
-        return running[0] if len(running) == 1 else None
+        return sole_host(self.hypervisor, self.inventory.domain.name)
+
+    def running_guest(self) -> RunningDomain | None:
+        assert self.hypervisor is not None
+        return running_copy(self.hypervisor, self.inventory.domain.name)
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
                 timeout: float | None = None) -> MigrationResult:

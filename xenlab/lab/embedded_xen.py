@@ -31,7 +31,14 @@ from testinfra.host import Host
 
 from xenlab.errors import CommandError, LabError
 from xenlab.hosts.runner import Runner, ssh_runner
-from xenlab.hypervisor.base import Injection, MigrationFault, MigrationResult
+from xenlab.hypervisor.base import (
+    Injection,
+    MigrationFault,
+    MigrationResult,
+    RunningDomain,
+    running_copy,
+    sole_host,
+)
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
 from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.virsh import VirshDriver
@@ -477,8 +484,11 @@ class EmbeddedXenLab(BuiltLab):
 
     def guest_location(self) -> str | None:
         assert self.hypervisor is not None
-        running = self.hypervisor.running_on(self.inventory.domain.name)
-        return running[0] if len(running) == 1 else None
+        return sole_host(self.hypervisor, self.inventory.domain.name)
+
+    def running_guest(self) -> RunningDomain | None:
+        assert self.hypervisor is not None
+        return running_copy(self.hypervisor, self.inventory.domain.name)
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
                 timeout: float | None = None) -> MigrationResult:

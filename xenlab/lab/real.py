@@ -17,7 +17,7 @@ from testinfra.host import Host
 from xenlab.errors import LabError, XenlabError
 from xenlab.hosts.access import ssh_host
 from xenlab.hosts.runner import Runner, describe_ssh_failure, host_runner
-from xenlab.hypervisor.base import MigrationResult
+from xenlab.hypervisor.base import MigrationResult, RunningDomain, running_copy, sole_host
 from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.virsh import VirshDriver
 from xenlab.hypervisor.xen import XenCliDriver
@@ -174,8 +174,10 @@ class RealLab:
             pass
 
     def guest_location(self) -> str | None:
-        running = self.hypervisor.running_on(self.inventory.domain.name)
-        return running[0] if len(running) == 1 else None
+        return sole_host(self.hypervisor, self.inventory.domain.name)
+
+    def running_guest(self) -> RunningDomain | None:
+        return running_copy(self.hypervisor, self.inventory.domain.name)
 
     def migrate(self, destination: str) -> MigrationResult:
         source = self.guest_location()
