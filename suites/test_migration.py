@@ -22,12 +22,16 @@ from xenlab.plugin import LabOptions
 def test_live_migration(migration_step: Step, lab: Lab, inventory: Inventory,
                         observed_migration: Callable[[Step], MigrationRecord],
                         record_property: Callable[[str, object], None],
-                        report_extras: list[Any], pytestconfig: pytest.Config) -> None:
+                        report_extras: list[Any], pytestconfig: pytest.Config,
+                        results: Results) -> None:
     step = migration_step
     where = lab.guest_location()
-    assert where == step.source, (
-        f"{inventory.domain.name} is on {where or 'no single host'}, not on {step.source}, "
-        f"before {step.id} (an earlier migration failed?)")
+    if where != step.source:  # a consequence: said in one line, with its cause
+        failed = [m.id for m in results.migrations if not m.passed]
+        cause = (f"the migration {failed[-1]} failed" if failed
+                 else "it was not where the plan left it")
+        pytest.fail(f"not run: {inventory.domain.name} is on {where or 'no single host'}, "
+                    f"not on {step.source}, before {step.id}: {cause}", pytrace=False)
     record = observed_migration(step)
     record.problems = judge_record(record, inventory, lab.guest_location())
     record.passed = not record.problems

@@ -48,6 +48,26 @@ def test_migration_cut_is_a_failure_with_the_guest_on_one_host(
     assert leftovers(name, root) == []
 
 
+def test_a_failed_migration_says_why_and_what_follows_says_so(
+        lab_files: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """Every config says twice the guest's memory: the destination's QEMU refuses the
+    incoming state, its own reason is in the failure, and the step after it says in one line
+    that it was not run because of it."""
+    inventory, root, name = lab_files
+    done, results = run(inventory, root, tmp_path, "test_migration.py", "--lab-fault",
+                        "config-memory", "--lab-scenarios", "idle", "--lab-roundtrips", "1")
+    assert done.returncode == 1, done.stdout[-3000:]
+    first = results["migrations"][0]
+    assert first["status"] == "failed" and not first["passed"]
+    assert ("the destination's QEMU said: qemu-system-x86_64: Size mismatch: pc.ram: "
+            "0x10000000 != 0x20000000") in first["hypervisor"]["error"], first
+    assert (f"not run: vm1 is on xen_resource_1, not on xen_resource_2, before "
+            f"idle-rt1-xen_resource_2->xen_resource_1: the migration {first['id']} failed"
+            ) in done.stdout, done.stdout[-3000:]
+    assert "assert 'xen_resource_1'" not in done.stdout  # no diff noise for a consequence
+    assert leftovers(name, root) == []
+
+
 def memory_run(lab_files: tuple[Path, Path, str], tmp: Path, qemu: str, roundtrips: int = 1
                ) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
     inventory, root, _ = lab_files

@@ -108,6 +108,24 @@ def qemu_argv(*, binary: str, config: DomainConfig, disk: DiskImage, address: IP
     return argv
 
 
+def qemu_reason(log: str) -> str:
+    """The destination QEMU's own reason for a failed incoming migration: its last error
+    lines ("qemu-system-x86_64: Length mismatch: pc.ram: ...", "load of migration failed")."""
+    said = [line.strip() for line in log.splitlines()
+            if line.startswith("qemu-system") or "error" in line.lower()
+            or "failed" in line.lower()]
+    return "; ".join(said[-3:])[-600:]
+
+
+def _tail(path: Path, size: int = 16384) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 class QemuDriver:
     """Start, query and live-migrate the guest on the embedded lab's resource hosts."""
 
@@ -330,6 +348,10 @@ class QemuDriver:
                 figures = migration_figures(self.qmp(source, domain, "query-migrate"))
             self.stop(source, domain)
         else:
+            said = qemu_reason(_tail(dst.directory / f"{domain}.qemu.log"))
+            if said:
+                figures["error"] = (f"{figures.get('error') or 'failed'}; the destination's "
+                                    f"QEMU said: {said}")
             self.stop(destination, domain)
             if self.state(source, domain) is not DomainState.RUNNING:
                 with contextlib.suppress(LabError, MigrationError):
