@@ -13,6 +13,7 @@ from xenlab.errors import ParseError
 from xenlab.hypervisor.base import RunningDomain, kib_to_mib, running_copy, sole_host
 from xenlab.hypervisor.domconfig import DomainConfig, disk_device, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qmp import memory_mib, nic_macs, vcpu_count
+from xenlab.hypervisor.virsh import parse_domain_xml
 from xenlab.inventory.model import DomainSpec, Vif
 
 DATA = Path(__file__).parents[1] / "data"
@@ -41,6 +42,26 @@ def test_qemu_reports_memory_vcpus_and_macs() -> None:
     assert memory_mib(json.loads((q / "query-memory-size-summary.json").read_text())) == 256
     assert vcpu_count(json.loads((q / "query-cpus-fast.json").read_text())) == 1
     assert nic_macs(json.loads((q / "query-rx-filter.json").read_text())) == ("aa:cc:00:00:00:01",)
+
+
+def test_libvirt_reports_the_running_guest() -> None:
+    """`virsh dumpxml vm1` captured from libvirt 9.0 on the embedded Xen lab's dom0."""
+    text = (DATA / "libvirt" / "embedded-xen" / "virsh-dumpxml-vm1-r1.txt").read_text()
+    vm1 = parse_domain_xml(text, "xen_resource_1")
+    assert (vm1.name, vm1.memory_mib, vm1.vcpus) == ("vm1", 128, 1)
+    assert (vm1.macs, vm1.bridges, vm1.disks) == (("00:16:3e:18:01:21",), ("xenbr0",),
+                                                   ("/dev/vg_xen/lv_vm1",))
+    # the domain XML xenlab writes says the same, so a healthy lab compares equal
+    written = (DATA / "libvirt" / "embedded-xen" / "vm1.xml").read_text()
+    assert parse_domain_xml(written, "xen_resource_1") == vm1
+
+
+@pytest.mark.parametrize("text", ["", "<domain>", "<network><name>n</name></network>",
+                                  "<domain><name>v</name><memory unit='parsec'>1</memory></domain>",
+                                  "<domain><name>v</name><vcpu>many</vcpu></domain>"])
+def test_libvirt_xml_refused_in_one_error(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse_domain_xml(text, "h")
 
 
 @pytest.mark.parametrize("reply", [None, {}, {"base-memory": "1"}, [1], "x"])
