@@ -170,3 +170,84 @@ def test_receiver_pids_find_xl_migrate_receive_however_called() -> None:
 """
     assert receiver_pids(ps) == [514, 515]
     assert receiver_pids("") == []
+
+
+# xm (xend, Xen 3): written in the layout of Xen 3's XendLogging (LOGFILE_FORMAT) with the
+# messages XendCheckpoint and XendDomainInfo log; no xend runs on this machine (Xen 4.17 has
+# none), so these lines are not captured.
+XEND_SOURCE = [
+    "[2006-09-12 14:22:30 3210] DEBUG (XendCheckpoint:89) [xc_save]: /usr/lib/xen/bin/xc_save 17 3 0 0 1",
+    "[2006-09-12 14:22:33 3210] DEBUG (XendCheckpoint:98) Suspending 3 ...",
+    "[2006-09-12 14:22:33 3210] INFO (XendCheckpoint:104) Domain 3 suspended.",
+]
+XEND_DESTINATION = [
+    "[2006-09-12 14:22:30 2901] DEBUG (XendCheckpoint:159) [xc_restore]: "
+    "/usr/lib/xen/bin/xc_restore 17 5 4 65536 1 2",
+    "[2006-09-12 14:22:33 2901] DEBUG (XendDomainInfo:1421) XendDomainInfo.completeRestore",
+    "[2006-09-12 14:22:33 2901] DEBUG (XendDomainInfo:1432) XendDomainInfo.completeRestore done",
+]
+
+
+def test_xend_events_give_the_hypervisor_downtime() -> None:
+    from xenlab.hypervisor.xen import parse_xend_migration
+
+    stamped = [(0.5, "source", XEND_SOURCE[0]), (0.6, "destination", XEND_DESTINATION[0]),
+               (3.1, "source", XEND_SOURCE[1]), (3.25, "source", XEND_SOURCE[2]),
+               (3.30, "destination", XEND_DESTINATION[1]),
+               (3.42, "destination", XEND_DESTINATION[2])]
+    parsed = parse_xend_migration(stamped, 0)
+    assert parsed.succeeded and parsed.error == ""
+    assert parsed.downtime_ms == pytest.approx(170.0)
+    assert set(parsed.events_s) == {"suspend_requested", "suspended", "restore_started",
+                                    "started"}
+    # the destination's line on the source's log is not the destination's start
+    assert parse_xend_migration([(1.0, "source", XEND_SOURCE[2]),
+                                 (2.0, "source", XEND_DESTINATION[2])], 0).downtime_ms is None
+
+
+def test_xend_failure_carries_both_hosts_reasons() -> None:
+    from xenlab.hypervisor.xen import parse_xend_migration
+
+    parsed = parse_xend_migration([
+        (0.2, "destination", "[2006-09-12 14:22:30 2901] ERROR (XendCheckpoint:178) "
+                             "Restore failed"),
+        (0.4, "xm", "Error: /usr/lib/xen/bin/xc_save 17 3 0 0 1 failed")], 1)
+    assert not parsed.succeeded
+    assert parsed.error == ("destination xend: Restore failed; "
+                            "Error: /usr/lib/xen/bin/xc_save 17 3 0 0 1 failed")
+
+
+def test_xm_migration_is_streamed_with_both_logs_followed(tmp_path: Path) -> None:
+    """The driver's plumbing, run here: local runners stand for the two dom0s (each in a
+    directory of its own, holding its xend.log) and a stand-in `xm` appends the lines xend
+    would log on each side, with pauses, as a live migration does."""
+    import os
+
+    from xenlab.hosts.runner import Runner
+    from xenlab.hypervisor.xen import XenCliDriver
+
+    src, dst, bin_dir = tmp_path / "src", tmp_path / "dst", tmp_path / "bin"
+    for d in (src, dst, bin_dir):
+        d.mkdir()
+        (d / "xend.log").write_text("[2006-09-12 14:20:00 3210] INFO (SrvDaemon:1) old line\n")
+    lines = [("src", XEND_SOURCE[0]), ("dst", XEND_DESTINATION[0]), ("sleep", "0.4"),
+             ("src", XEND_SOURCE[1]), ("src", XEND_SOURCE[2]), ("sleep", "0.25"),
+             ("dst", XEND_DESTINATION[1]), ("dst", XEND_DESTINATION[2])]
+    script = ["#!/bin/sh", '[ "$*" = "migrate --live vm1 xen_resource_2" ] || exit 3']
+    for where, text in lines:
+        script.append(f"sleep {text}" if where == "sleep" else
+                      f"echo '{text}' >> {tmp_path / where / 'xend.log'}")
+    (bin_dir / "xm").write_text("\n".join(script) + "\n")
+    (bin_dir / "xm").chmod(0o755)
+    path = f"PATH={bin_dir}:{os.environ['PATH']}"
+    runners = {"xen_resource_1": Runner("xen_resource_1", ["env", "-C", str(src), path]),
+               "xen_resource_2": Runner("xen_resource_2", ["env", "-C", str(dst), path])}
+    driver = XenCliDriver("xm", {}, runners=runners)
+    driver.xend_log = "xend.log"  # relative: each runner's own directory
+    result = driver.migrate("vm1", "xen_resource_1", "xen_resource_2", timeout=30)
+    assert result.status == "completed" and result.error == "", result
+    assert result.toolstack == "xm"
+    assert result.downtime_ms is not None and 200 <= result.downtime_ms <= 1500, result.raw
+    assert "old line" not in str(result.raw["output"])  # only what was logged during it
+    events = result.raw["events_s"]
+    assert isinstance(events, dict) and events["suspended"] < events["started"]

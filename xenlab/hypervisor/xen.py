@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -192,6 +193,75 @@ def parse_xl_migrate(stamped: Sequence[tuple[float, str]]) -> XlMigration:
                        tuple(line for _, line in stamped))
 
 
+# xend (the article's xm toolstack) prints nothing while `xm migrate` runs; its log says
+# what happens, in the layout of Xen 3's XendLogging (LOGFILE_FORMAT, whole seconds only):
+#   [2006-09-12 14:22:31 3210] INFO (XendCheckpoint:105) Domain 3 suspended.
+# so the lines are timed as they reach the controller, as xl's are. The messages are those
+# XendCheckpoint and XendDomainInfo log on the source and on the destination.
+XEND_LOG = "/var/log/xen/xend.log"
+XEND_EVENTS = (
+    ("source", "suspend_requested", re.compile(r"\bSuspending \d+ \.\.\.")),
+    ("source", "suspended", re.compile(r"\bDomain \d+ suspended\.")),
+    ("destination", "restore_started", re.compile(r"\[xc_restore\]:")),
+    ("destination", "started", re.compile(r"XendDomainInfo\.completeRestore done")),
+)
+_XEND_ERROR = re.compile(r"^\[[^]]*\] ERROR \([^)]*\) (.*)$")
+
+
+def parse_xend_migration(stamped: Sequence[tuple[float, str, str]], rc: int) -> XlMigration:
+    """(seconds since `xm migrate` started, where, line) with `where` one of "xm" (its own
+    output), "source" or "destination" (their xend.log) -> events, as for xl: the
+    hypervisor's downtime runs from the source's "Domain N suspended." to the destination's
+    "completeRestore done". xm exits 0 and silent on success."""
+    events: dict[str, float] = {}
+    errors = []
+    for at, where, line in stamped:
+        for side, name, pattern in XEND_EVENTS:
+            if where == side and name not in events and pattern.search(line):
+                events[name] = at
+        if where == "xm" and line.strip().startswith("Error"):
+            errors.append(line.strip())
+        elif where != "xm" and (match := _XEND_ERROR.match(line.strip())):
+            errors.append(f"{where} xend: {match.group(1)}")
+    return XlMigration(events, rc == 0 and not any(e.startswith("Error") for e in errors),
+                       "; ".join(errors[-3:]), tuple(f"{where}: {line}" for _, where, line in stamped))
+
+
+class _Follower:
+    """`tail -F` of a file on a lab host, each line timed as it arrives (a thread reads it);
+    ended by PID on that host, then here."""
+
+    def __init__(self, runner: Runner, path: str, where: str, t0: float,
+                 into: list[tuple[float, str, str]], limit_s: float) -> None:
+        self.runner, self.pid = runner, ""
+        self.proc = runner.stream(["sh", "-c", f"echo {PID_MARK}$$; exec timeout "
+                                   f"{int(limit_s)} tail -n0 -F {shlex.quote(path)}"])
+        self.started = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                if line.startswith(PID_MARK) and not self.pid:
+                    self.pid = line[len(PID_MARK):].strip()
+                    self.started.set()
+                    continue
+                into.append((time.monotonic() - t0, where, line.rstrip("\n")))
+            self.started.set()
+
+        self.thread = threading.Thread(target=read, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.pid.isdigit():
+            self.runner.run(["kill", self.pid], check=False, timeout=15)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.thread.join(timeout=5)
+
+
 class XenCliDriver:
     """`xl` (Xen 4.x) or `xm` (xend, the article's) on the resource hosts."""
 
@@ -206,6 +276,7 @@ class XenCliDriver:
         self.hosts = dict(hosts)
         self.clock = clock
         self.runners = dict(runners or {})
+        self.xend_log = XEND_LOG  # xm: where xend logs, on every resource host
 
     def _check(self, host: str, command: str) -> str:
         result = self.hosts[host].run(command)
@@ -269,6 +340,9 @@ class XenCliDriver:
                 timeout: float = 300.0, injection: Injection | None = None) -> MigrationResult:
         if self.toolstack == "xl" and source in self.runners:
             return self._migrate_streamed(domain, source, destination, timeout, injection)
+        if self.toolstack == "xm" and source in self.runners and destination in self.runners \
+                and injection is None:
+            return self._migrate_xm_streamed(domain, source, destination, timeout)
         if injection is not None:
             raise LabError(f"faults are set off only in streamed `xl migrate` runs, not {self.toolstack}")
         command = self.migrate_command(domain, destination)
@@ -284,6 +358,52 @@ class XenCliDriver:
                                                     or f"exited {result.rc} without a message"),
             raw={"command": command, "rc": result.rc, "stdout": result.stdout[-2000:],
                  "stderr": result.stderr[-2000:]},
+        )
+
+    def _migrate_xm_streamed(self, domain: str, source: str, destination: str,
+                             timeout: float, settle_s: float = 5.0) -> MigrationResult:
+        """`xm migrate --live` with both hosts' xend.log followed: each line timed as it
+        arrives, so the hypervisor's downtime comes from the same events as xl's."""
+        stamped: list[tuple[float, str, str]] = []
+        t0 = time.monotonic()
+        followers = [_Follower(self.runners[h], self.xend_log, where, t0, stamped,
+                               timeout + 60)
+                     for h, where in ((source, "source"), (destination, "destination"))]
+        try:
+            for follower in followers:
+                follower.started.wait(timeout=30)
+            time.sleep(0.3)  # tail has opened the file and sits at its end
+            command = self.migrate_command(domain, destination)
+            started = self.clock()
+            t0_migrate = time.monotonic() - t0
+            proc = self.runners[source].stream(["sh", "-c", f"exec timeout {int(timeout)} "
+                                                f"{command}"])
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                stamped.append((time.monotonic() - t0, "xm", line.rstrip("\n")))
+            rc = proc.wait()
+            ended = self.clock()
+            deadline = time.monotonic() + settle_s  # the destination logs its start last
+            while rc == 0 and time.monotonic() < deadline and not any(
+                    where == "destination" and "completeRestore done" in line
+                    for _, where, line in list(stamped)):
+                time.sleep(0.05)
+        finally:
+            for follower in followers:
+                follower.stop()
+        relative = [(at - t0_migrate, where, line) for at, where, line in sorted(stamped)
+                    if at >= t0_migrate]  # what xend logged before is another story
+        parsed = parse_xend_migration(relative, rc)
+        status = ("completed" if parsed.succeeded else "timeout" if rc == 124 else "failed")
+        error = "" if status == "completed" else (
+            parsed.error or f"xm migrate exited {rc} without an error line")
+        return MigrationResult(
+            domain=domain, source=source, destination=destination, status=status,
+            started_at=started, ended_at=ended, total_time_ms=(ended - started) * 1000.0,
+            downtime_ms=parsed.downtime_ms, toolstack="xm", error=error,
+            raw={"command": command, "rc": rc,
+                 "events_s": {k: round(v, 3) for k, v in parsed.events_s.items()},
+                 "output": "\n".join(parsed.lines[-40:])[-3000:]},
         )
 
     def _migrate_streamed(self, domain: str, source: str, destination: str,
