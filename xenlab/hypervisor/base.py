@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from xenlab.measure.memaudit import MemoryAudit
+
 
 class DomainState(enum.StrEnum):
     RUNNING = "running"
@@ -30,7 +32,15 @@ class MigrationResult:
     bytes_transferred: int | None = None
     toolstack: str = ""
     error: str = ""
-    raw: dict[str, object] = field(default_factory=dict, compare=False)
+    # what the toolstack did and said, typed: nothing is passed on in an untyped side channel
+    command: str = ""
+    output: str = field(default="", compare=False)  # the tail of its own output
+    events_s: dict[str, float] = field(default_factory=dict)  # xl/xm: event -> s after start
+    total_time_source: str = ""  # where total_time_ms comes from: the hypervisor or the clock
+    note: str = ""  # why a hypervisor figure is missing (libvirt's libxl keeps no job figures)
+    memory_audit: MemoryAudit | None = None  # --lab-memory-audit (QMP)
+    injection: Injection | None = None  # the fault set off in flight, if any
+    cleanup: tuple[str, ...] = ()  # what the lab cleared up after a faulted migration
 
     @property
     def completed(self) -> bool:

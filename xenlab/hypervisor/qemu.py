@@ -369,8 +369,8 @@ class QemuDriver:
             setup_time_ms=figures["setup_time_ms"],  # type: ignore[arg-type]
             bytes_transferred=figures["bytes_transferred"],  # type: ignore[arg-type]
             toolstack=self.toolstack, error=str(figures.get("error", "")),
-            raw={**figures, **({"memory_audit": memory.as_dict()} if memory else {}),
-                 **({"injection": injection.as_dict()} if injection else {})},
+            command=f"QMP migrate tcp:{dst.address}:{self.relocation_port}",
+            total_time_source="QMP query-migrate", memory_audit=memory, injection=injection,
         )
 
     def _cancel(self, source: str, domain: str) -> str:

@@ -458,25 +458,19 @@ class VirshDriver:
         result = self.hosts[source].run(shell_command(argv, timeout))
         ended = self.clock()
         status = "completed" if result.rc == 0 else ("timeout" if result.rc == 124 else "failed")
-        raw: dict[str, object] = {"command": shlex.join(argv), "rc": result.rc,
-                                  "stdout": result.stdout[-2000:],
-                                  "stderr": result.stderr[-2000:]}
+        note = ""
         job: JobInfo | None = None
         if status == "completed":
             try:
                 job = self.completed_job(source, domain)
             except (LabError, ParseError) as exc:  # the migration stands; its figures don't
-                raw["jobinfo_error"] = str(exc)[-500:]
+                note = str(exc)[-500:]
             else:
-                raw["jobinfo"] = {"job_type": job.job_type, "operation": job.operation,
-                                  **job.raw}
                 if not job.completed:
-                    raw["jobinfo_error"] = f"no completed job on {source} (Job type: " \
-                                           f"{job.job_type})"
+                    note = f"no completed job on {source} (Job type: {job.job_type})"
                     job = None
         figures = job if job is not None else JobInfo("None")
         total = figures.time_elapsed_ms
-        raw["total_time_source"] = "domjobinfo" if total is not None else "wall clock"
         return MigrationResult(
             domain=domain, source=source, destination=destination, status=status,
             started_at=started, ended_at=ended,
@@ -486,7 +480,8 @@ class VirshDriver:
             bytes_transferred=figures.data_processed,
             toolstack=self.toolstack,
             error="" if status == "completed" else result.stderr.strip()[-500:],
-            raw=raw,
+            command=shlex.join(argv), output=(result.stdout + result.stderr)[-3000:],
+            total_time_source="domjobinfo" if total is not None else "wall clock", note=note,
         )
 
 

@@ -356,8 +356,8 @@ class XenCliDriver:
             toolstack=self.toolstack,
             error="" if status == "completed" else (result.stderr.strip()[-500:]
                                                     or f"exited {result.rc} without a message"),
-            raw={"command": command, "rc": result.rc, "stdout": result.stdout[-2000:],
-                 "stderr": result.stderr[-2000:]},
+            command=command, output=(result.stdout + result.stderr)[-3000:],
+            total_time_source="wall clock",
         )
 
     def _migrate_xm_streamed(self, domain: str, source: str, destination: str,
@@ -401,9 +401,9 @@ class XenCliDriver:
             domain=domain, source=source, destination=destination, status=status,
             started_at=started, ended_at=ended, total_time_ms=(ended - started) * 1000.0,
             downtime_ms=parsed.downtime_ms, toolstack="xm", error=error,
-            raw={"command": command, "rc": rc,
-                 "events_s": {k: round(v, 3) for k, v in parsed.events_s.items()},
-                 "output": "\n".join(parsed.lines[-40:])[-3000:]},
+            command=command, output="\n".join(parsed.lines[-40:])[-3000:],
+            events_s={k: round(v, 3) for k, v in parsed.events_s.items()},
+            total_time_source="wall clock",
         )
 
     def _migrate_streamed(self, domain: str, source: str, destination: str,
@@ -460,10 +460,9 @@ class XenCliDriver:
             domain=domain, source=source, destination=destination, status=status,
             started_at=started, ended_at=ended, total_time_ms=(ended - started) * 1000.0,
             downtime_ms=parsed.downtime_ms, toolstack="xl", error=error,
-            raw={"command": command, "rc": rc,
-                 "events_s": {k: round(v, 3) for k, v in parsed.events_s.items()},
-                 "output": "\n".join(tail)[-3000:],
-                 **({"injection": injection.as_dict()} if injection else {})},
+            command=command, output="\n".join(tail)[-3000:],
+            events_s={k: round(v, 3) for k, v in parsed.events_s.items()},
+            total_time_source="wall clock", injection=injection,
         )
 
 

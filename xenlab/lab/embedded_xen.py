@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -517,7 +518,7 @@ class EmbeddedXenLab(BuiltLab):
                 self.runner(destination).run(["nft", "delete", "table", "inet", "xenlab_cut"],
                                              check=False)
         if fault is not None:
-            result.raw["cleanup"] = self.settle(destination)
+            result = dataclasses.replace(result, cleanup=tuple(self.settle(destination)))
         return result
 
     def _injection(self, fault: MigrationFault, source: str, destination: str) -> Injection:
