@@ -10,14 +10,12 @@ import pytest
 from testinfra.host import Host
 
 from xenlab.checks.domain import against_inventory, against_running, not_reported
-from xenlab.checks.xen import free_memory_mib, meminfo_available_mib
 from xenlab.errors import ParseError
-from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
-from xenlab.hypervisor.xen import live_migration_blocker, parse_xl_info
-from xenlab.inventory import Inventory, LabKind, Toolstack
+from xenlab.hypervisor.domconfig import DomainConfig, disk_device, parse_domain_config
+from xenlab.hypervisor.xen import facts_blocker
+from xenlab.inventory import Inventory
 from xenlab.lab import Lab
 from xenlab.net.iproute import parse_links
-from xenlab.storage.lvm import LvmReports, parse_lvs
 
 
 def read_config(host: Host, name: str, inventory: Inventory) -> tuple[str, DomainConfig]:
@@ -84,21 +82,13 @@ def test_config_matches_the_running_guest(resource_name: str, host_of: Callable[
 
 
 def test_disk_exists_on_every_resource_host(resource_name: str, host_of: Callable[[str], Host],
-                                            inventory: Inventory,
-                                            lvm_views: list[LvmReports]) -> None:
-    host = host_of(resource_name)
-    _, config = read_config(host, resource_name, inventory)
+                                            inventory: Inventory, lab: Lab) -> None:
+    _, config = read_config(host_of(resource_name), resource_name, inventory)
     for source, target, _mode in config.disk_fields():
-        kind, _, device = source.partition(":")
-        if kind != "phy":
+        if not source.startswith("phy:"):
             continue
-        path = device if device.startswith("/") else f"/dev/{device}"  # Xen: relative to /dev
-        if inventory.kind is LabKind.EMBEDDED:  # no device nodes here: look the LV up by name
-            parts = path.removeprefix("/dev/").split("/")
-            volumes = {(v.vg, v.name) for view in lvm_views for v in parse_lvs(view.lvs)}
-            exists = len(parts) == 2 and (parts[0], parts[1]) in volumes
-        else:
-            exists = host.run("test -b %s", path).rc == 0  # testinfra has no block check
+        path = disk_device(source)  # Xen: a relative phy: path is under /dev
+        exists = lab.device_ref(resource_name, path) is not None
         hint = f" (the lab's LV is {inventory.lvm.path})" if path != inventory.lvm.path else ""
         assert exists, (f"on {resource_name}: disk {source!r} ({target}) of "
                         f"{inventory.domain.config_path} is {path}, which does not exist{hint}")
@@ -135,14 +125,12 @@ def test_memory_fits_the_destination(resource_name: str, host_of: Callable[[str]
     host = host_of(resource_name)
     _, config = read_config(host, resource_name, inventory)
     wanted = int(config.get_str("memory") or 0)
-    if inventory.toolstack in (Toolstack.XL, Toolstack.XM):
-        free = free_memory_mib(parse_xl_info(host.check_output(f"{inventory.toolstack.value} info")))
-        source = f"{inventory.toolstack.value} info free_memory"
-    else:
-        free = meminfo_available_mib(host.file("/proc/meminfo").content_string)
-        source = "MemAvailable"
-    assert wanted <= free, (f"{inventory.domain.name} needs {wanted} MiB; {resource_name} has "
-                            f"{free} MiB free ({source})")
+    facts = lab.hypervisor.host_facts(resource_name)  # free memory as the hypervisor counts it
+    assert facts.free_memory_mib is not None, (
+        f"on {resource_name}: {facts.toolstack} reports no free memory")
+    assert wanted <= facts.free_memory_mib, (
+        f"{inventory.domain.name} needs {wanted} MiB; {resource_name} has "
+        f"{facts.free_memory_mib} MiB free ({facts.free_memory_source})")
 
 
 def test_kernel_and_ramdisk_exist(resource_name: str, host_of: Callable[[str], Host],
@@ -154,15 +142,13 @@ def test_kernel_and_ramdisk_exist(resource_name: str, host_of: Callable[[str], H
     assert not missing, f"on {resource_name}: missing " + ", ".join(missing)
 
 
+@pytest.mark.needs("virt-caps")
 def test_guest_type_can_live_migrate(resource_name: str, host_of: Callable[[str], Host],
-                                     inventory: Inventory) -> None:
+                                     inventory: Inventory, lab: Lab) -> None:
     """A PV guest on a Xen built without shadow paging (Debian's 4.17) cannot be
     live-migrated: say so before any migration is tried."""
-    if inventory.toolstack not in (Toolstack.XL, Toolstack.XM):
-        pytest.skip(f"{inventory.toolstack.value}: no Xen hypervisor capabilities to read")
-    host = host_of(resource_name)
-    _, config = read_config(host, resource_name, inventory)
+    _, config = read_config(host_of(resource_name), resource_name, inventory)
     guest_type = config.get_str("type") or ("hvm" if config.get_str("builder") == "hvm" else "pv")
-    info = parse_xl_info(host.check_output(f"{inventory.toolstack.value} info"))
-    blocker = live_migration_blocker(info, guest_type, hap=config.get_str("hap") not in ("0", "False"))
+    blocker = facts_blocker(lab.hypervisor.host_facts(resource_name), guest_type,
+                            hap=config.get_str("hap") not in ("0", "False"))
     assert blocker is None, blocker

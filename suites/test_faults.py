@@ -35,6 +35,7 @@ def test_migration_fault_survived(fault: MigrationFault,
 
 
 @pytest.mark.destructive
+@pytest.mark.needs("storage-outage")
 def test_storage_outage_survived(storage_outage: Callable[[], FaultOutcome], results: Results,
                                  report_extras: list[Any]) -> None:
     outcome = storage_outage()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import pytest
 from testinfra.host import Host
 
 from xenlab.checks.image import (
@@ -17,33 +18,30 @@ from xenlab.checks.image import (
     parse_inittab,
     root_fstype,
 )
-from xenlab.checks.storage import lv_range
 from xenlab.hypervisor.domconfig import parse_domain_config
-from xenlab.inventory import Inventory, LabKind
+from xenlab.inventory import Inventory
 from xenlab.lab import Lab
-from xenlab.storage.lvm import LvmReports
 
 
 class ImageWarning(UserWarning):
     """Something in the guest image worth a look that does not stop a certification."""
 
 
-def lv_filesystem(lab: Lab, inventory: Inventory, host_of: Callable[[str], Host],
-                  lvm_views: list[LvmReports]) -> str:
-    """blkid's word on the LV: on the export at the LV's offset here; on the LV device on the
-    guest's host of a real lab."""
-    lvm = inventory.lvm
-    if inventory.kind is LabKind.EMBEDDED:
-        rng = lv_range(lvm_views[0], lvm.vg, lvm.lv)
-        return host_of(inventory.storage.name).check_output(
-            "blkid -p -O %s -o value -s TYPE %s", str(rng.offset), lab.aoe_device)
+def lv_filesystem(lab: Lab, inventory: Inventory, host_of: Callable[[str], Host]) -> str:
+    """blkid's word on the LV's bytes, read where they are (at the LV's offset of the export
+    on the embedded lab, the LV's device on a real one)."""
+    __tracebackhide__ = True
     where = lab.guest_location() or inventory.resources[0].name
-    return host_of(where).check_output("blkid -p -o value -s TYPE %s", lvm.path)
+    ref = lab.device_ref(where, inventory.lvm.path)
+    if ref is None:
+        pytest.fail(f"not checked: {inventory.lvm.path} does not exist on {where} "
+                    f"(test_storage.py says why)", pytrace=False)
+    assert ref is not None
+    return host_of(ref.host).check_output(ref.blkid_command())
 
 
 def test_fstab_root_agrees_with_config_and_lv(guest_host: Host, lab: Lab, inventory: Inventory,
-                                             host_of: Callable[[str], Host],
-                                             lvm_views: list[LvmReports]) -> None:
+                                             host_of: Callable[[str], Host]) -> None:
     guest = inventory.domain.name
     root = fstab_root(parse_fstab(guest_host.file("/etc/fstab").content_string))
     assert root is not None, f"{guest}:/etc/fstab has no entry for /"
@@ -54,7 +52,7 @@ def test_fstab_root_agrees_with_config_and_lv(guest_host: Host, lab: Lab, invent
         f"{guest}:/etc/fstab mounts / from {root.device}; the domain config on {where} says "
         f"root = {config.get_str('root')!r}")
     mounted = root_fstype(guest_host.file("/proc/mounts").content_string)
-    blkid = lv_filesystem(lab, inventory, host_of, lvm_views)
+    blkid = lv_filesystem(lab, inventory, host_of)
     assert root.fstype == blkid, (
         f"{guest}:/etc/fstab says / is {root.fstype}; {inventory.lvm.path} holds {blkid} "
         f"(blkid), mounted as {mounted}")

@@ -19,16 +19,10 @@ from xenlab.checks.xen import (
     relocation_open_to_all,
 )
 from xenlab.hypervisor.virsh import destination_uri
-from xenlab.inventory import Inventory, Toolstack
+from xenlab.inventory import Inventory
 from xenlab.lab import Lab
 
 XEND_CONFIG = "/etc/xen/xend-config.sxp"
-
-
-def only_for(inventory: Inventory, *toolstacks: Toolstack) -> None:
-    if inventory.toolstack not in toolstacks:
-        pytest.skip(f"the {inventory.toolstack.value} toolstack does not use this "
-                    f"({', '.join(t.value for t in toolstacks)} only)")
 
 
 def xend_config(host: Host, name: str) -> dict[str, str]:
@@ -39,26 +33,26 @@ def xend_config(host: Host, name: str) -> dict[str, str]:
     return parse_xend_config(f.content_string)
 
 
+@pytest.mark.needs("xend-relocation")
 def test_xend_relocation_server_configured(resource_name: str, host_of: Callable[[str], Host],
                                            inventory: Inventory) -> None:
-    only_for(inventory, Toolstack.XM)
     problems = relocation_findings(xend_config(host_of(resource_name), resource_name),
                                    inventory.relocation_port)
     assert not problems, f"on {resource_name}: {XEND_CONFIG}: " + "; ".join(problems)
 
 
+@pytest.mark.needs("xend-relocation")
 def test_xend_relocation_port_listens(resource_name: str, host_of: Callable[[str], Host],
                                       inventory: Inventory) -> None:
-    only_for(inventory, Toolstack.XM)
     port = inventory.relocation_port
     assert host_of(resource_name).socket(f"tcp://{port}").is_listening, (
         f"on {resource_name}: nothing listens on TCP {port} (restart xend: rcxend restart)")
 
 
+@pytest.mark.needs("xend-relocation")
 def test_xend_relocation_not_open_to_all(resource_name: str, host_of: Callable[[str], Host],
                                          inventory: Inventory,
                                          security_finding: Callable[..., None]) -> None:
-    only_for(inventory, Toolstack.XM)
     if relocation_open_to_all(xend_config(host_of(resource_name), resource_name)):
         security_finding(
             "relocation-open", f"on {resource_name}: {XEND_CONFIG} has (xend-relocation-address '') and no "
@@ -67,9 +61,9 @@ def test_xend_relocation_not_open_to_all(resource_name: str, host_of: Callable[[
             f"(xend-relocation-hosts-allow '^xen_resource_1$ ^xen_resource_2$')")
 
 
+@pytest.mark.needs("xl-ssh-transport")
 def test_xl_ssh_transport(resource_name: str, host_of: Callable[[str], Host],
                           inventory: Inventory) -> None:
-    only_for(inventory, Toolstack.XL)
     host = host_of(resource_name)
     for other in inventory.resources:
         if other.name == resource_name:
@@ -79,11 +73,11 @@ def test_xl_ssh_transport(resource_name: str, host_of: Callable[[str], Host],
                                 f"ssh: {result.stderr.strip()[-300:]}")
 
 
+@pytest.mark.needs("libvirt-remote")
 def test_libvirt_reaches_every_other_host(resource_name: str, host_of: Callable[[str], Host],
                                          inventory: Inventory) -> None:
     """libvirt migrates through the destination's libvirtd over ssh: from each resource host,
     `virsh -c xen+ssh://root@OTHER/system uri` (or qemu+ssh) must answer."""
-    only_for(inventory, Toolstack.LIBVIRT)
     host = host_of(resource_name)
     for other in inventory.resources:
         if other.name == resource_name:
@@ -95,11 +89,11 @@ def test_libvirt_reaches_every_other_host(resource_name: str, host_of: Callable[
                                 f"{(result.stderr or result.stdout).strip()[-300:]}")
 
 
+@pytest.mark.needs("qemu-incoming")
 def test_incoming_port_reachable_from_the_source(resource_name: str, lab: Lab,
                                                  host_of: Callable[[str], Host],
                                                  inventory: Inventory) -> None:
     """Every other resource host, as a destination, accepts the source's connection."""
-    only_for(inventory, Toolstack.QEMU)
     source = lab.guest_location()
     if resource_name == source:
         pytest.skip(f"{inventory.domain.name} runs on {resource_name}: not a destination now")

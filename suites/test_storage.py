@@ -9,34 +9,22 @@ from collections.abc import Callable
 import pytest
 from testinfra.host import Host
 
-from xenlab.checks.storage import lv_range, overlaps, parse_mounts
-from xenlab.hypervisor.domconfig import parse_domain_config
-from xenlab.inventory import Inventory, LabKind
+from xenlab.inventory import Inventory
 from xenlab.lab import Lab
 from xenlab.storage.lvm import LVS_ARGS, LvmReports, parse_lvs, parse_pvs, parse_vgs
-
-NO_AOE = ("this kernel has no aoe initiator: the embedded lab's resource hosts reach the "
-          "export at frame level only (suites/test_aoe.py)")
-NO_DM = ("this kernel has no device-mapper: the embedded lab's LV is never activated; the "
-         "guest's disk is the LV's byte range (test_guest_disk_is_the_lv)")
+from xenlab.storage.ref import mount_refs
 
 
-def _real_only(inventory: Inventory, reason: str) -> None:
-    if inventory.kind is LabKind.EMBEDDED:
-        pytest.skip(reason)
-
-
-def test_aoe_driver_loaded(resource_name: str, host_of: Callable[[str], Host],
-                           inventory: Inventory) -> None:
-    _real_only(inventory, NO_AOE)
+@pytest.mark.needs("aoe-initiator")
+def test_aoe_driver_loaded(resource_name: str, host_of: Callable[[str], Host]) -> None:
     modules = host_of(resource_name).run("cat /proc/modules").stdout
     assert any(line.split()[0] == "aoe" for line in modules.splitlines() if line.split()), (
         f"on {resource_name}: the aoe module is not loaded (modprobe aoe)")
 
 
+@pytest.mark.needs("aoe-initiator")
 def test_etherd_device_has_the_export_size(resource_name: str, host_of: Callable[[str], Host],
                                            inventory: Inventory, export_size: int) -> None:
-    _real_only(inventory, NO_AOE)
     device = f"/dev/etherd/{inventory.aoe.target}"
     host = host_of(resource_name)
     assert host.run("test -b %s", device).rc == 0, (
@@ -51,10 +39,6 @@ def test_pv_vg_lv_visible(lvm_views: list[LvmReports], inventory: Inventory) -> 
     for view in lvm_views:
         pvs = [p for p in parse_pvs(view.pvs) if p.vg == lvm.vg]
         assert pvs, f"on {view.view}: no PV in volume group {lvm.vg}"
-        if inventory.kind is not LabKind.EMBEDDED:  # dom0s reach the PV through AoE
-            etherd = f"/dev/etherd/{inventory.aoe.target}"
-            assert any(p.name == etherd for p in pvs), (
-                f"on {view.view}: {lvm.vg}'s PVs are {[p.name for p in pvs]}, not {etherd}")
         assert any(v.name == lvm.vg for v in parse_vgs(view.vgs)), f"on {view.view}: no VG {lvm.vg}"
         lvs = [v for v in parse_lvs(view.lvs) if (v.vg, v.name) == (lvm.vg, lvm.lv)]
         assert lvs, f"on {view.view}: no LV {lvm.lv} in {lvm.vg}"
@@ -62,9 +46,18 @@ def test_pv_vg_lv_visible(lvm_views: list[LvmReports], inventory: Inventory) -> 
                                          f"the inventory says {lvm.size}")
 
 
+@pytest.mark.needs("aoe-initiator")
+def test_pv_is_the_aoe_device(lvm_views: list[LvmReports], inventory: Inventory) -> None:
+    """The resource hosts reach the PV through AoE: it is /dev/etherd/eS.N on each."""
+    etherd = f"/dev/etherd/{inventory.aoe.target}"
+    for view in lvm_views:
+        pvs = [p.name for p in parse_pvs(view.pvs) if p.vg == inventory.lvm.vg]
+        assert etherd in pvs, f"on {view.view}: {inventory.lvm.vg}'s PVs are {pvs}, not {etherd}"
+
+
+@pytest.mark.needs("device-mapper")
 def test_lv_active_where_the_guest_runs(lab: Lab, host_of: Callable[[str], Host],
                                         inventory: Inventory) -> None:
-    _real_only(inventory, NO_DM)
     where = lab.guest_location()
     assert where is not None, f"{inventory.domain.name} runs on no single host"
     lvs = host_of(where).check_output(shlex.join([*LVS_ARGS, f"{inventory.lvm.vg}/{inventory.lvm.lv}"]))
@@ -72,56 +65,25 @@ def test_lv_active_where_the_guest_runs(lab: Lab, host_of: Callable[[str], Host]
     assert volume and volume[0].active, f"on {where}: {inventory.lvm.path} is not active"
 
 
-def test_guest_disk_is_the_lv(lab: Lab, host_of: Callable[[str], Host], inventory: Inventory,
-                              lvm_views: list[LvmReports]) -> None:
-    """The running guest's disk is the LV: by device on a real lab, by byte range here."""
+def test_guest_disk_is_the_lv(lab: Lab, inventory: Inventory) -> None:
+    """The running guest's disk reads the LV's bytes: the same device where the guest runs
+    (a real lab), or the LV's byte range of the export (the embedded lab)."""
     where = lab.guest_location()
     assert where is not None, f"{inventory.domain.name} runs on no single host"
-    if inventory.kind is LabKind.EMBEDDED:
-        disk = lab.guest_disk()
-        expected = lv_range(lvm_views[0], inventory.lvm.vg, inventory.lvm.lv)
-        assert (disk.path, disk.offset, disk.size) == (lab.aoe_device, expected.offset,
-                                                       expected.size), (
-            f"on {where}: {inventory.domain.name}'s disk is {disk.path} at offset {disk.offset}, "
-            f"{disk.size} bytes; {inventory.lvm.path} is {lab.aoe_device} at offset "
-            f"{expected.offset}, {expected.size} bytes")
-        return
-    host = host_of(where)
-    lv_device = host.check_output("readlink -f %s", inventory.lvm.path)
-    config = parse_domain_config(host.file(inventory.domain.config_path).content_string)
-    for source, _, _ in config.disk_fields():
-        if source.startswith("phy:"):
-            device = source.removeprefix("phy:")
-            device = device if device.startswith("/") else f"/dev/{device}"
-            assert host.check_output("readlink -f %s", device) == lv_device, (
-                f"on {where}: the domain's disk {source} is not {inventory.lvm.path}")
+    disk, lv = lab.guest_disk_ref(), lab.device_ref(where, inventory.lvm.path)
+    assert lv is not None, f"on {where}: {inventory.lvm.path} does not exist"
+    assert disk is not None, f"on {where}: {inventory.domain.name} reports no disk"
+    assert disk.same_bytes(lv), (f"on {where}: {inventory.domain.name}'s disk is {disk}; "
+                                 f"{inventory.lvm.path} is {lv}")
 
 
 def test_lv_not_mounted_on_any_host(lab_host_name: str, host_of: Callable[[str], Host],
-                                    inventory: Inventory, lab: Lab,
-                                    lvm_views: list[LvmReports]) -> None:
+                                    inventory: Inventory, lab: Lab) -> None:
     """The article mounts the LV on /mnt to fill it and never unmounts: a host mount beside
     the running guest corrupts the filesystem."""
-    host = host_of(lab_host_name)
-    mounts = parse_mounts(host.check_output("cat /proc/mounts"))
-    lvm = inventory.lvm
-    found = []
-    if inventory.kind is LabKind.EMBEDDED:
-        rng = lv_range(lvm_views[0], lvm.vg, lvm.lv)
-        for m in mounts:
-            if not m.source.startswith("/dev/loop"):
-                continue
-            sysdir = f"/sys/block/{m.source.removeprefix('/dev/')}/loop"
-            backing = host.run("cat %s/backing_file %s/offset %s/sizelimit", sysdir, sysdir,
-                               sysdir).stdout.split()
-            if len(backing) == 3 and backing[0] == lab.aoe_device and overlaps(
-                    int(backing[1]), int(backing[2]), rng):
-                found.append(f"{m.source} (bytes {backing[1]}+ of the export) on {m.target}")
-    else:
-        lv_device = host.run("readlink -f %s", lvm.path).stdout.strip()
-        for m in mounts:
-            if m.source.startswith("/dev/") and lv_device and host.run(
-                    "readlink -f %s", m.source).stdout.strip() == lv_device:
-                found.append(f"{m.source} on {m.target}")
-    assert not found, (f"on {lab_host_name}: {lvm.path} is mounted ({'; '.join(found)}) "
+    lv = lab.device_ref(lab_host_name, inventory.lvm.path)
+    found = [f"{m.source} ({ref}) on {m.target}"
+             for m, ref in mount_refs(host_of(lab_host_name), lab_host_name)
+             if lv is not None and ref.overlaps(lv)]
+    assert not found, (f"on {lab_host_name}: {inventory.lvm.path} is mounted ({'; '.join(found)}) "
                        f"while {inventory.domain.name} uses it: unmount it")

@@ -19,10 +19,11 @@ from typing import TypeVar
 import pytest
 
 from xenlab.errors import XenlabError
-from xenlab.inventory import Inventory, LabKind, load_inventory
+from xenlab.inventory import Inventory, load_inventory
 from xenlab.inventory.model import RunDefaults
 
 DEFAULT_INVENTORY = "inventories/embedded-xen.yml"
+DEFAULT_QEMU = "qemu-system-x86_64"
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="leave the embedded lab up after the run (remove it with `xenlab lab down`); "
              "env XENLAB_KEEP=1")
     group.addoption(
-        "--lab-qemu", default=os.environ.get("XENLAB_QEMU", "qemu-system-x86_64"), metavar="BIN",
+        "--lab-qemu", default=os.environ.get("XENLAB_QEMU", DEFAULT_QEMU), metavar="BIN",
         help="QEMU of the embedded lab: a binary, or a version such as 7.2 for Debian's "
              "build of it, fetched into the cache; env XENLAB_QEMU")
     group.addoption(
@@ -211,6 +212,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "destructive: changes the lab (provisioning, migration); "
         "deselect with -m 'not destructive' to certify a lab read-only")
+    config.addinivalue_line(
+        "markers", "needs(*features): runs only on a lab with these features "
+        "(xenlab/lab/features.py); skipped elsewhere, with the reason")
     path = config.getoption("lab_inventory")
     if path is None and (Path(config.rootpath) / DEFAULT_INVENTORY).exists():
         path = str(Path(config.rootpath) / DEFAULT_INVENTORY)
@@ -266,13 +270,31 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--lab-fault (or XENLAB_FAULTS) {unknown[0]!r}: unknown "
                                     "fault; known: "
                                     f"{', '.join(FAULTS)}")
-        if inventory is not None and inventory.kind is not LabKind.EMBEDDED:
-            raise pytest.UsageError("--lab-fault applies to the embedded (QEMU) lab only; "
-                                    f"{inventory.path} is a {inventory.kind.value} lab")
-    if options.fault_selftest and inventory is not None and inventory.kind is not LabKind.EMBEDDED:
-        raise pytest.UsageError("--lab-fault-selftest runs on the embedded (QEMU) lab only; "
-                                f"{inventory.path} is a {inventory.kind.value} lab")
+    if inventory is not None:
+        _honoured_by_the_lab(options, inventory)
     _sigterm_as_interrupt()
+
+
+def _honoured_by_the_lab(options: LabOptions, inventory: Inventory) -> None:
+    """An option the inventory's lab cannot honour is refused in one line naming the option
+    and the lab, never silently ignored."""
+    from xenlab.lab.features import FEATURES
+    from xenlab.lab.select import lab_features
+
+    features = lab_features(inventory)
+    asked = [("--lab-fault (or XENLAB_FAULTS)", bool(options.faults), "build-faults"),
+             ("--lab-fault-selftest", bool(options.fault_selftest), "fault-selftest"),
+             ("--lab-fault-suite (or XENLAB_FAULT_SUITE)", options.fault_suite,
+              "fault-injection"),
+             ("--lab-memory-audit (or XENLAB_MEMORY_AUDIT)", options.memory_audit,
+              "memory-audit"),
+             ("--lab-qemu (or XENLAB_QEMU)", options.qemu != DEFAULT_QEMU, "qemu-binary"),
+             ("--lab-provision", options.provision, "provisioning")]
+    for option, given, needed in asked:
+        if given and needed not in features:
+            raise pytest.UsageError(
+                f"{option}: lab {inventory.lab} ({inventory.path}, {inventory.kind.value}, "
+                f"{inventory.toolstack.value}) cannot honour it: it needs {FEATURES[needed]}")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -29,7 +29,7 @@ def test_faults_survived_and_reported(lab_files: tuple[Path, Path, str], tmp_pat
     done, results = run_faults(inventory, root, tmp_path, "--lab-fault-suite")
     assert done.returncode == 0, done.stdout[-4000:]
     assert "3 passed, 1 skipped" in done.stdout, done.stdout[-2000:]
-    assert "the guest's disk does not go through AoE on this lab" in done.stdout
+    assert "needs a guest disk that goes through AoE" in done.stdout  # storage outage
     faults = {f["fault"]: f for f in results["faults"]}  # type: ignore[union-attr]
     assert sorted(faults) == sorted(SCENARIOS)
     assert faults["link-cut"]["status"] == "timeout"

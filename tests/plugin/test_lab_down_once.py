@@ -24,5 +24,5 @@ def test_a_lab_that_cannot_come_up_fails_once(pytester: pytest.Pytester,
     out = result.stdout.str()
     result.assert_outcomes(errors=1, skipped=3)
     assert out.count("could not be brought up") == 4, out  # the error, and 3 one-line skips
-    assert out.count("has no driver for real labs") == 1, out  # its detail only once
+    assert out.count("has no driver for hosts reached over SSH") == 1, out  # its detail once
     assert "Traceback" not in out and "During handling" not in out

@@ -66,11 +66,37 @@ class RunningDomain:
     disks: tuple[str, ...] | None = None  # the devices or files behind the guest's disks
 
 
+@dataclass(frozen=True)
+class HostFacts:
+    """A resource host as its hypervisor counts it."""
+
+    host: str
+    toolstack: str
+    version: str  # e.g. "Xen 4.17.5", "libvirt 9.0.0 (Xen 4.17.0)", "QEMU 7.2.15"
+    free_memory_mib: int | None  # what a new domain can have, as the hypervisor counts it
+    free_memory_source: str  # e.g. "xl info free_memory", "virsh freecell", "MemAvailable"
+    virt_caps: frozenset[str] | None = None  # Xen's paging modes (None: not reported)
+    xen_caps: str = ""
+
+
 class DomainQueries(Protocol):
     """What every toolstack driver answers about a domain."""
 
     def running_on(self, domain: str) -> list[str]: ...
     def running_domain(self, host: str, domain: str) -> RunningDomain | None: ...
+
+
+class Hypervisor(DomainQueries, Protocol):
+    """The one contract between labs (and so suites) and a toolstack: one driver per
+    toolstack (xenlab/hypervisor/registry.py says which)."""
+
+    toolstack: str
+
+    def states(self, domain: str) -> dict[str, DomainState]: ...
+    def host_facts(self, host: str) -> HostFacts: ...
+    def diagnostics(self) -> list[tuple[str, str]]: ...  # (name, read-only shell command)
+    def migrate(self, domain: str, source: str, destination: str, timeout: float = 300.0,
+                injection: Injection | None = None) -> MigrationResult: ...
 
 
 def sole_host(driver: DomainQueries, domain: str) -> str | None:

@@ -16,9 +16,16 @@ from typing import Any, Protocol
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from xenlab.checks.xen import meminfo_available_mib
 from xenlab.errors import LabError, MigrationError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import DomainState, Injection, MigrationResult, RunningDomain
+from xenlab.hypervisor.base import (
+    DomainState,
+    HostFacts,
+    Injection,
+    MigrationResult,
+    RunningDomain,
+)
 from xenlab.hypervisor.domconfig import DomainConfig, disk_device
 from xenlab.hypervisor.qmp import (
     FINAL_MIGRATION_STATES,
@@ -133,7 +140,10 @@ class QemuDriver:
 
     def __init__(self, hosts: Sequence[EmbeddedHost], binary: str,
                  resolve_disk: Callable[[str, str], DiskImage], guest_address: IPv4Interface,
-                 relocation_port: int) -> None:
+                 relocation_port: int, config_of: Callable[[str], DomainConfig]) -> None:
+        """`config_of(host)`: the domain config as that host has it (a destination is
+        started from its own)."""
+        self.config_of = config_of
         self.hosts = {h.name: h for h in hosts}
         self.binary = binary
         self.resolve_disk = resolve_disk
@@ -289,16 +299,27 @@ class QemuDriver:
         Path(self._qmp_path(host, domain)).unlink(missing_ok=True)
         return f"SIGKILL to QEMU (pid {proc.pid}) of {domain} on {host}"
 
-    def migrate(self, domain: str, source: str, destination: str, config: DomainConfig,
-                timeout: float = 120.0, poll: float = 0.02, audit: bool = False,
-                injection: Injection | None = None, bandwidth_mib_s: float | None = None
-                ) -> MigrationResult:
+    def diagnostics(self) -> list[tuple[str, str]]:
+        return []  # its logs are files of the lab, saved with it
+
+    def host_facts(self, host: str) -> HostFacts:
+        """QEMU runs on the host's own memory: MemAvailable is what a guest can have."""
+        runner = self.hosts[host].runner
+        version = runner.run([self.binary, "--version"]).stdout.splitlines()
+        meminfo = runner.run(["cat", "/proc/meminfo"]).stdout
+        return HostFacts(host, self.toolstack, version[0].strip() if version else "QEMU",
+                         meminfo_available_mib(meminfo), "MemAvailable")
+
+    def migrate(self, domain: str, source: str, destination: str, timeout: float = 120.0,
+                injection: Injection | None = None, *, poll: float = 0.02,
+                audit: bool = False, bandwidth_mib_s: float | None = None) -> MigrationResult:
         """Live-migrate `domain` from `source` to `destination` (whose QEMU is started here).
         With `audit`, the destination is held paused after the migration while the source's
         final memory is compared with what it received (this lengthens the guest's pause).
         `injection`: a fault set off while the migration is active (the fault suite);
         `bandwidth_mib_s`: a cap, so that a small guest's migration lasts long enough."""
         dst = self.hosts[destination]
+        config = self.config_of(destination)
         self.start(destination, config, incoming=True, hold=audit)
         if bandwidth_mib_s is not None or injection is not None:
             self.qmp(source, domain, "migrate-set-parameters",

@@ -19,7 +19,14 @@ from decimal import Decimal, InvalidOperation
 from testinfra.host import Host
 
 from xenlab.errors import LabError, ParseError
-from xenlab.hypervisor.base import DomainState, MigrationResult, RunningDomain, kib_to_mib
+from xenlab.hypervisor.base import (
+    DomainState,
+    HostFacts,
+    Injection,
+    MigrationResult,
+    RunningDomain,
+    kib_to_mib,
+)
 
 # -- virsh list --all --------------------------------------------------------------------------
 
@@ -313,6 +320,24 @@ def parse_domain_xml(text: str, host: str) -> RunningDomain:
         disks=tuple(disks))
 
 
+def parse_freecell(text: str) -> int:
+    """`virsh freecell` (no cell given): "Total: N KiB", the machine's free memory as the
+    hypervisor driver counts it -> KiB."""
+    match = re.search(r"^\s*Total:\s+(\d+) KiB\s*$", text, re.MULTILINE)
+    if not match:
+        raise ParseError("virsh freecell", "no 'Total: N KiB' line", text)
+    return int(match.group(1))
+
+
+def parse_virsh_version(text: str) -> str:
+    """`virsh version` -> "libvirt 9.0.0 (Xen 4.17.0)"."""
+    library = re.search(r"^Using library: (.+)$", text, re.MULTILINE)
+    running = re.search(r"^Running hypervisor: (.+)$", text, re.MULTILINE)
+    if not library:
+        raise ParseError("virsh version", "no 'Using library:' line", text)
+    return library.group(1).strip() + (f" ({running.group(1).strip()})" if running else "")
+
+
 def check_host_name(host: str) -> str:
     """The host as it may stand in a URI (IPv6 in brackets), or LabError saying why not."""
     if _IPV6.match(host) and host.strip("[]"):
@@ -451,8 +476,23 @@ class VirshDriver:
         them). The libxl driver (Xen) does not keep them: LabError there."""
         return parse_domjobinfo(self._check(host, domjobinfo_argv(domain, True, self.connect)))
 
+    def diagnostics(self) -> list[tuple[str, str]]:
+        logs = "/var/log/libvirt/libxl" if self.driver == "xen" else "/var/log/libvirt/qemu"
+        return [("libvirt-logs", f"tail -n 300 {logs}/*.log 2>/dev/null; true")]
+
+    def host_facts(self, host: str) -> HostFacts:
+        """libvirt's own figures: `virsh freecell` (the free memory its driver counts: under
+        Xen, the hypervisor's, not dom0's) and `virsh version`."""
+        version = parse_virsh_version(self._check(host, virsh_argv("version",
+                                                                   connect=self.connect)))
+        free_kib = parse_freecell(self._check(host, virsh_argv("freecell",
+                                                              connect=self.connect)))
+        return HostFacts(host, self.toolstack, version, free_kib // 1024, "virsh freecell")
+
     def migrate(self, domain: str, source: str, destination: str,
-                timeout: float = 300.0) -> MigrationResult:
+                timeout: float = 300.0, injection: Injection | None = None) -> MigrationResult:
+        if injection is not None:
+            raise LabError("virsh migrate cannot have a fault set off in flight here")
         argv = self.migrate_argv(domain, destination)
         started = self.clock()
         result = self.hosts[source].run(shell_command(argv, timeout))

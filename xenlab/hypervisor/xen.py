@@ -19,7 +19,13 @@ from testinfra.host import Host
 
 from xenlab.errors import LabError, ParseError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import DomainState, Injection, MigrationResult, RunningDomain
+from xenlab.hypervisor.base import (
+    DomainState,
+    HostFacts,
+    Injection,
+    MigrationResult,
+    RunningDomain,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,29 @@ def parse_xl_info(text: str) -> dict[str, str]:
     if "xen_version" not in info and "xen_major" not in info:  # xm (Xen 3) has major/minor
         raise ParseError("xl info", "no 'xen_version' (or xm's 'xen_major') line", text)
     return info
+
+
+def xen_host_facts(info: Mapping[str, str], host: str, toolstack: str) -> HostFacts:
+    """`xl info` / `xm info` -> the host as Xen counts it (free_memory: what a new domain
+    can be given, in MiB)."""
+    version = info.get("xen_version") or (
+        f"{info.get('xen_major', '?')}.{info.get('xen_minor', '?')}{info.get('xen_extra', '')}")
+    try:
+        free = int(info["free_memory"])
+    except (KeyError, ValueError):
+        raise ParseError(f"{toolstack} info", "no integer free_memory") from None
+    caps = info.get("virt_caps")
+    return HostFacts(host, toolstack, f"Xen {version}", free, f"{toolstack} info free_memory",
+                     frozenset(caps.split()) if caps is not None else None,
+                     info.get("xen_caps", ""))
+
+
+def facts_blocker(facts: HostFacts, guest_type: str, hap: bool = True) -> str | None:
+    """live_migration_blocker on a host's facts (no virt_caps reported: not blocked)."""
+    info = {"host": facts.host, "xen_caps": facts.xen_caps}
+    if facts.virt_caps is not None:
+        info["virt_caps"] = " ".join(sorted(facts.virt_caps))
+    return live_migration_blocker(info, guest_type, hap)
 
 
 def live_migration_blocker(info: Mapping[str, str], guest_type: str,
@@ -287,6 +316,17 @@ class XenCliDriver:
 
     def info(self, host: str) -> dict[str, str]:
         return parse_xl_info(self._check(host, f"{self.toolstack} info"))
+
+    def host_facts(self, host: str) -> HostFacts:
+        return xen_host_facts(self.info(host), host, self.toolstack)
+
+    def diagnostics(self) -> list[tuple[str, str]]:
+        """What a failed run keeps of each dom0: the hypervisor's log and the toolstack's."""
+        if self.toolstack == "xm":
+            return [("xm-dmesg", "xm dmesg"), ("xend", f"tail -n 500 {XEND_LOG}")]
+        return [("xl-dmesg", "xl dmesg"),
+                ("xl-logs", "tail -n 200 /var/log/xen/xl-*.log /var/log/xen/qemu-dm-*.log "
+                            "2>/dev/null; true")]
 
     def create(self, host: str, config_path: str) -> None:
         self._check(host, f"{self.toolstack} create {shlex.quote(config_path)}")

@@ -3,22 +3,48 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from testinfra.host import Host
 
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import MigrationResult, RunningDomain
-from xenlab.hypervisor.qmp import BlockBacking
+from xenlab.hypervisor.base import Hypervisor, MigrationFault, MigrationResult, RunningDomain
 from xenlab.inventory.model import Inventory
+from xenlab.provision.steps import Outcome
 from xenlab.storage.lvm import LvmReports
+from xenlab.storage.ref import DiskRef
+
+
+class FaultInjector(Protocol):
+    """What the fault suite does to a lab (offered only by labs built here: it kills
+    processes and cuts links)."""
+
+    fault_timeout_s: float  # how long a faulted migration may take on this lab
+
+    def guest_location(self) -> str | None: ...
+    def migrate(self, destination: str, *, fault: MigrationFault | None = None,
+                timeout: float | None = None) -> MigrationResult: ...
+    def copies(self) -> list[tuple[str, str, str]]: ...  # (host, domain, state) everywhere
+    def start_duplicate(self, host: str) -> None: ...  # the self-test's lie
+    def stop_duplicate(self, host: str) -> None: ...
+    def storage_outage(self, seconds: float) -> str: ...  # with the storage-outage feature
 
 
 class Lab(Protocol):
-    """What fixtures and suites may use of a lab, embedded or real."""
+    """What fixtures and suites may use of a lab, embedded or real: every lab implements
+    all of it. What only some labs can do is a feature (xenlab/lab/features.py)."""
 
     inventory: Inventory
     probe_python: str  # the python3 that runs probes on lab hosts
+
+    @property
+    def features(self) -> frozenset[str]: ...
+    @property
+    def hypervisor(self) -> Hypervisor: ...  # the toolstack's driver
+    def fault_injector(self) -> FaultInjector | None: ...  # None: no fault suite here
+    def keep(self) -> str: ...  # leave it up after the run; says so (a real lab always stays)
+    def save_logs(self, target: Path) -> Path: ...  # what the lab logged, into target/<lab>
 
     @property
     def probe_binary(self) -> str | None: ...  # the C prober, where hosts can run it
@@ -26,7 +52,8 @@ class Lab(Protocol):
     @property
     def aoe_device(self) -> str: ...
     def lvm_views(self) -> list[LvmReports]: ...
-    def guest_disk(self) -> BlockBacking: ...
+    def device_ref(self, host: str, path: str) -> DiskRef | None: ...  # None: no device
+    def guest_disk_ref(self) -> DiskRef | None: ...  # what the running guest's disk reads
     def relocation_listener(self, destination: str) -> AbstractContextManager[None]: ...
 
     def up(self) -> None: ...
@@ -36,3 +63,10 @@ class Lab(Protocol):
     def guest_location(self) -> str | None: ...
     def running_guest(self) -> RunningDomain | None: ...  # as the hypervisor reports it
     def migrate(self, destination: str) -> MigrationResult: ...
+
+
+@runtime_checkable
+class Provisionable(Protocol):
+    """A lab whose hosts xenlab sets up the article's way when asked (a real lab)."""
+
+    def provision(self, allow_wipe: tuple[str, ...] = ()) -> list[Outcome]: ...

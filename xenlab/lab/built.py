@@ -8,6 +8,7 @@ from pathlib import Path
 
 from xenlab.errors import LabError
 from xenlab.hosts.runner import Runner
+from xenlab.hypervisor.base import Hypervisor
 from xenlab.inventory.model import Inventory
 from xenlab.lab import journal as jr
 from xenlab.lab.state import LabState, Strategy
@@ -22,6 +23,20 @@ class BuiltLab(Strategy):
     directory: Path
     journal: jr.Journal | None
     local: Runner
+
+    _driver: Hypervisor | None = None  # the toolstack's driver, once the hosts are up
+
+    @property
+    def hypervisor(self) -> Hypervisor:
+        if self._driver is None:
+            raise LabError(f"lab {self.inventory.lab} has no hypervisor yet: it is not up")
+        return self._driver
+
+    @property
+    def features(self) -> frozenset[str]:
+        from xenlab.lab.select import lab_features  # the table of what each lab can do
+
+        return lab_features(self.inventory)
 
     def namespace(self, host: str) -> str:
         return f"{jr.namespace_prefix(self.inventory.lab)}{host}"
@@ -76,11 +91,13 @@ class BuiltLab(Strategy):
                            f"xenlab does not build lab '{self.inventory.lab}' over it; move it "
                            "away or choose another --lab-root or lab name")
 
-    def keep(self) -> None:
+    def keep(self) -> str:
         """Leave the lab up after this run; `xenlab lab down` removes it later."""
         if self.journal:
             self.journal.kept = True
             self.journal.save()
+        return (f"lab '{self.inventory.lab}' kept up; remove it with "
+                f"`xenlab lab down --lab {self.inventory.lab}`")
 
     def save_logs(self, target: Path) -> Path:
         """Copy consoles, QEMU and vblade logs and the journal out of the lab directory."""

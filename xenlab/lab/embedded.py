@@ -25,6 +25,7 @@ from pathlib import Path
 import testinfra
 from testinfra.host import Host
 
+from xenlab.checks.storage import lv_range
 from xenlab.errors import LabError
 from xenlab.hosts.access import embedded_host
 from xenlab.hosts.runner import Runner, anchor_argv, host_prefix
@@ -39,7 +40,7 @@ from xenlab.hypervisor.base import (
 )
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
-from xenlab.hypervisor.qmp import BlockBacking, block_backings
+from xenlab.hypervisor.qmp import block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
 from xenlab.lab.built import BuiltLab
@@ -59,6 +60,7 @@ from xenlab.storage.lvm import (
     parse_pvs,
     parse_vgs,
 )
+from xenlab.storage.ref import DiskRef
 
 DEFAULT_CACHE = Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
 DROPBEAR = "/usr/sbin/dropbear"
@@ -167,7 +169,7 @@ class EmbeddedLab(BuiltLab):
         self.storage_facts: StorageFacts | None = None
         self.guest_host: str | None = None  # where vm1 runs now
         self.local = Runner("controller")
-        self.hypervisor: QemuDriver | None = None
+        self._driver: QemuDriver | None = None
 
     # -- naming --------------------------------------------------------------------------
     @property
@@ -181,25 +183,25 @@ class EmbeddedLab(BuiltLab):
     def down(self) -> None:
         with self.progress.step("lab teardown"):
             self._stop_guest()
-            if self.hypervisor:
-                self.hypervisor.close()
+            if self._driver:
+                self._driver.close()
             jr.reap(self.inventory.lab, self.root, force=True)
         self.release_name()
         self.force(LabState.ABSENT)
         self.hosts.clear()
         self.journal = None
 
-    def keep(self) -> None:
+    def keep(self) -> str:
         """Leave the lab up after this run; `xenlab lab down` removes it later."""
-        if self.hypervisor:
-            self.hypervisor.close()
-        super().keep()
+        if self._driver:
+            self._driver.close()
+        return super().keep()
 
     def _stop_guest(self) -> None:
-        if self.hypervisor:
-            for host in self.hypervisor.hosts:
+        if self._driver:
+            for host in self._driver.hosts:
                 try:
-                    self.hypervisor.stop(host, self.inventory.domain.name)
+                    self._driver.stop(host, self.inventory.domain.name)
                 except Exception:  # noqa: BLE001 - best effort: the reaper kills what is left
                     pass
 
@@ -405,10 +407,10 @@ class EmbeddedLab(BuiltLab):
         inv = self.inventory
         resources = self.lab_hosts(Role.RESOURCE)
         guest = IPv4Interface(f"{inv.guest.address}/{inv.network.prefixlen}")
-        self.hypervisor = QemuDriver(resources, self.qemu_binary, self.resolve_disk, guest,
-                                     inv.relocation_port)
+        self._driver = QemuDriver(resources, self.qemu_binary, self.resolve_disk, guest,
+                                     inv.relocation_port, self.domain_config)
         first = resources[0]
-        self.hypervisor.start(first.name, self.domain_config(first.name))
+        self._driver.start(first.name, self.domain_config(first.name))
         self.guest_host = first.name
         self.wait_guest(timeout=90)
         self._inject_faults()
@@ -487,8 +489,8 @@ class EmbeddedLab(BuiltLab):
                            check=False, timeout=5).rc != 0:
             if time.monotonic() - start > timeout:
                 console = ""
-                if self.hypervisor and self.guest_host:
-                    path = self.hypervisor.console_path(self.guest_host, self.inventory.domain.name)
+                if self._driver and self.guest_host:
+                    path = self._driver.console_path(self.guest_host, self.inventory.domain.name)
                     console = path.read_text(errors="replace")[-1500:] if path.exists() else ""
                 raise LabError(f"{self.inventory.domain.name} does not answer ping after "
                                f"{timeout} s; console:\n{console}")
@@ -512,18 +514,18 @@ class EmbeddedLab(BuiltLab):
         return self.hosts[name].runner
 
     def guest_location(self) -> str | None:
-        assert self.hypervisor is not None
-        return sole_host(self.hypervisor, self.inventory.domain.name)
+        assert self._driver is not None
+        return sole_host(self._driver, self.inventory.domain.name)
 
     def running_guest(self) -> RunningDomain | None:
-        assert self.hypervisor is not None
-        return running_copy(self.hypervisor, self.inventory.domain.name)
+        assert self._driver is not None
+        return running_copy(self._driver, self.inventory.domain.name)
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
                 timeout: float | None = None) -> MigrationResult:
         """Live-migrate the guest from where it runs now to `destination`; with `fault`, one
         fault is set off mid-transfer (the fault suite) and undone afterwards."""
-        assert self.hypervisor is not None
+        assert self._driver is not None
         source = self.guest_host
         if source is None or destination not in self.hosts:
             raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
@@ -531,8 +533,8 @@ class EmbeddedLab(BuiltLab):
         cut = self._cut_later(destination) if "migration-cut" in self.faults else None
         injection = self._injection(fault, destination) if fault else None
         try:
-            result = self.hypervisor.migrate(
-                self.inventory.domain.name, source, destination, self.domain_config(destination),
+            result = self._driver.migrate(
+                self.inventory.domain.name, source, destination,
                 timeout=timeout or self.inventory.limits.migration_timeout_s,
                 audit=self.memory_audit, injection=injection,
                 bandwidth_mib_s=FAULT_BANDWIDTH_MIB_S if fault else None)
@@ -548,8 +550,8 @@ class EmbeddedLab(BuiltLab):
 
     def _injection(self, fault: MigrationFault, destination: str) -> Injection:
         domain = self.inventory.domain.name
-        assert self.hypervisor is not None
-        hypervisor = self.hypervisor
+        assert self._driver is not None
+        hypervisor = self._driver
         if fault is MigrationFault.LINK_CUT:
             return Injection(FAULT_AFTER_S, action=lambda: self._cut(destination))
         if fault is MigrationFault.DESTINATION_KILLED:
@@ -563,47 +565,68 @@ class EmbeddedLab(BuiltLab):
             f"  tcp dport {port} drop\n }}\n}}\n"))
         return f"nftables on {destination} drops tcp port {port} (the migration stream)"
 
+    fault_timeout_s = 15.0  # a faulted migration of the small QEMU guest (capped rate)
+
+    def fault_injector(self) -> EmbeddedLab:
+        return self
+
+    def storage_outage(self, seconds: float) -> str:
+        raise LabError("the QEMU guest reads the LV's bytes directly, not through AoE: no "
+                       "storage outage to set off (the lab has no storage-outage feature)")
+
     def copies(self) -> list[tuple[str, str, str]]:
         """(host, domain name, state) of every QEMU of the guest, by QEMU's own run state."""
-        assert self.hypervisor is not None
+        assert self._driver is not None
         name = self.inventory.domain.name
-        return [(h, name, s.value) for h, s in self.hypervisor.states(name).items()
+        return [(h, name, s.value) for h, s in self._driver.states(name).items()
                 if s is not DomainState.ABSENT]
 
     def start_duplicate(self, host: str) -> None:
         """Self-test only: a second running copy of the guest on `host` (what a lying
         harness would not notice)."""
-        assert self.hypervisor is not None
-        self.hypervisor.start(host, self.domain_config(host))
+        assert self._driver is not None
+        self._driver.start(host, self.domain_config(host))
 
     def stop_duplicate(self, host: str) -> None:
-        assert self.hypervisor is not None
-        self.hypervisor.stop(host, self.inventory.domain.name)
+        assert self._driver is not None
+        self._driver.stop(host, self.inventory.domain.name)
 
     @contextlib.contextmanager
     def relocation_listener(self, destination: str) -> Iterator[None]:
         """The destination listening on the relocation port, as it does for a migration
         (QEMU started with -incoming, paused), for as long as the block runs."""
-        assert self.hypervisor is not None
+        assert self._driver is not None
         if destination == self.guest_host:
             raise LabError(f"{self.inventory.domain.name} runs on {destination} already")
-        self.hypervisor.start(destination, self.domain_config(destination), incoming=True)
+        self._driver.start(destination, self.domain_config(destination), incoming=True)
         try:
             yield
         finally:
-            self.hypervisor.stop(destination, self.inventory.domain.name)
+            self._driver.stop(destination, self.inventory.domain.name)
 
-    def guest_disk(self) -> BlockBacking:
+    def guest_disk_ref(self) -> DiskRef | None:
         """What the running guest's disk really reads, as QEMU reports it (query-block)."""
-        assert self.hypervisor is not None
+        assert self._driver is not None
         where = self.guest_location()
         if where is None:
-            raise LabError(f"{self.inventory.domain.name} runs on no single host")
-        backings = block_backings(self.hypervisor.qmp(where, self.inventory.domain.name,
+            return None
+        backings = block_backings(self._driver.qmp(where, self.inventory.domain.name,
                                                       "query-block"))
         if not backings:
-            raise LabError(f"{self.inventory.domain.name} on {where} has no disk")
-        return backings[0]
+            return None
+        b = backings[0]
+        return DiskRef(self.inventory.storage.name, b.path, b.offset, b.size or None)
+
+    def device_ref(self, host: str, path: str) -> DiskRef | None:
+        """No device nodes here: an LV path (/dev/VG/LV, as LVM names it) is its byte range
+        in the exported image; any other path is no device."""
+        parts = path.removeprefix("/dev/").split("/")
+        views = self.lvm_views()
+        if not path.startswith("/dev/") or len(parts) != 2 or not any(
+                (v.vg, v.name) == (parts[0], parts[1]) for v in parse_lvs(views[0].lvs)):
+            return None
+        rng = lv_range(views[0], parts[0], parts[1])
+        return DiskRef(self.inventory.storage.name, str(self.image_path), rng.offset, rng.size)
 
     def _cut_later(self, destination: str, after_s: float = 0.3) -> threading.Timer:
         """The migration-cut fault: drop the relocation port on the destination mid-way."""

@@ -41,7 +41,6 @@ from xenlab.hypervisor.base import (
     sole_host,
 )
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
-from xenlab.hypervisor.qmp import BlockBacking
 from xenlab.hypervisor.virsh import VirshDriver
 from xenlab.hypervisor.virsh import listed_state as virsh_listed_state
 from xenlab.hypervisor.xen import (
@@ -70,6 +69,7 @@ from xenlab.provision.steps import (
     tree_digest,
 )
 from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
+from xenlab.storage.ref import BlockDeviceStorage
 
 HOST_MTU = 65000  # the dom0s' link: halves migration time against 1500 (measured)
 HOST_MEMORY_MIB = 640
@@ -89,7 +89,7 @@ def _mac(index: int) -> str:
     return f"52:54:00:18:00:{index:02x}"
 
 
-class EmbeddedXenLab(BuiltLab):
+class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
     STATES = (LabState.NETWORK, LabState.HOSTS, LabState.STORAGE, LabState.GUEST_READY,
               LabState.VM_RUNNING)
 
@@ -107,7 +107,7 @@ class EmbeddedXenLab(BuiltLab):
         self.kit: XenKit | None = None
         self.local = Runner("controller")
         self.xl: XenCliDriver | None = None  # xl info and xl's own domains, whatever drives them
-        self.hypervisor: XenCliDriver | VirshDriver | None = None
+        self._driver: XenCliDriver | VirshDriver | None = None
         self._hosts: dict[str, Host] = {}
         self._vblade: subprocess.Popen[bytes] | None = None
 
@@ -193,11 +193,11 @@ class EmbeddedXenLab(BuiltLab):
         names = [h.name for h in self.inventory.resources]
         self.xl = XenCliDriver("xl", {n: self.host(n) for n in names},
                                runners={n: self.runner(n) for n in names})
-        self.hypervisor = self.xl
+        self._driver = self.xl
         if self.inventory.toolstack is Toolstack.LIBVIRT:
             for name in names:
                 self._start_libvirtd(name)
-            self.hypervisor = VirshDriver(
+            self._driver = VirshDriver(
                 {n: self.host(n) for n in names}, driver="xen",
                 addresses={h.name: str(h.address) for h in self.inventory.resources})
 
@@ -407,7 +407,7 @@ class EmbeddedXenLab(BuiltLab):
 
     # -- guest ---------------------------------------------------------------------------
     def enter_vm_running(self) -> None:
-        assert self.hypervisor is not None and self.xl is not None
+        assert self._driver is not None and self.xl is not None
         inv = self.inventory
         first = inv.resources[0].name
         for spec in inv.resources:  # fail early: a guest Xen here cannot live-migrate
@@ -419,8 +419,8 @@ class EmbeddedXenLab(BuiltLab):
         command = ("xl create " + inv.domain.config_path if inv.toolstack is Toolstack.XL
                    else "virsh create " + libvirt_xml_path(inv))
         with self.progress.step(f"{first}: {command}"):
-            self.hypervisor.create(first, inv.domain.config_path
-                                   if isinstance(self.hypervisor, XenCliDriver)
+            self._driver.create(first, inv.domain.config_path
+                                   if isinstance(self._driver, XenCliDriver)
                                    else libvirt_xml_path(inv))
         with self.progress.step(f"{inv.domain.name} answers ping and SSH"):
             self.wait_guest()
@@ -475,27 +475,24 @@ class EmbeddedXenLab(BuiltLab):
             views.append(LvmReports(spec.name, *texts))
         return views
 
-    def guest_disk(self) -> BlockBacking:
-        raise LabError("the embedded Xen lab's guest disk is checked by device, as on a real lab")
-
     @contextlib.contextmanager
     def relocation_listener(self, destination: str) -> Iterator[None]:
         """xl migrates over SSH: sshd listens already."""
         yield
 
     def guest_location(self) -> str | None:
-        assert self.hypervisor is not None
-        return sole_host(self.hypervisor, self.inventory.domain.name)
+        assert self._driver is not None
+        return sole_host(self._driver, self.inventory.domain.name)
 
     def running_guest(self) -> RunningDomain | None:
-        assert self.hypervisor is not None
-        return running_copy(self.hypervisor, self.inventory.domain.name)
+        assert self._driver is not None
+        return running_copy(self._driver, self.inventory.domain.name)
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
                 timeout: float | None = None) -> MigrationResult:
         """`xl migrate` from where the guest runs to `destination`; with `fault`, one fault
         set off mid-stream, undone afterwards, and half-received copies waited for."""
-        assert self.hypervisor is not None
+        assert self._driver is not None
         source = self.guest_location()
         if source is None or destination == source:
             raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
@@ -503,14 +500,14 @@ class EmbeddedXenLab(BuiltLab):
         injection = self._injection(fault, source, destination) if fault else None
         limit = timeout or self.inventory.limits.migration_timeout_s
         try:
-            if isinstance(self.hypervisor, VirshDriver):
+            if isinstance(self._driver, VirshDriver):
                 if injection is not None:
                     raise LabError("faults are set off by the xl and QEMU drivers, not by "
                                    "virsh: run the fault suite on the xl profile")
-                result = self.hypervisor.migrate(self.inventory.domain.name, source,
+                result = self._driver.migrate(self.inventory.domain.name, source,
                                                  destination, timeout=limit)
             else:
-                result = self.hypervisor.migrate(self.inventory.domain.name, source,
+                result = self._driver.migrate(self.inventory.domain.name, source,
                                                  destination, timeout=limit,
                                                  injection=injection)
         finally:
@@ -546,19 +543,24 @@ class EmbeddedXenLab(BuiltLab):
         self.runner(destination).run(["kill", "-KILL", str(pids[0])])
         return f"SIGKILL to `xl migrate-receive` (pid {pids[0]}) on {destination}"
 
+    fault_timeout_s = 120.0  # an xl migration under TCG
+
+    def fault_injector(self) -> EmbeddedXenLab | None:
+        return self if "fault-injection" in self.features else None
+
     def copies(self) -> list[tuple[str, str, str]]:
         """(host, domain name, state) of every copy of the guest, half-received ones
         (`vm1--incoming`) too."""
-        assert self.hypervisor is not None
+        assert self._driver is not None
         name = self.inventory.domain.name
         found = []
         for spec in self.inventory.resources:
-            if isinstance(self.hypervisor, VirshDriver):
+            if isinstance(self._driver, VirshDriver):
                 found += [(spec.name, d.name, virsh_listed_state(d).value)
-                          for d in self.hypervisor.list_domains(spec.name)
+                          for d in self._driver.list_domains(spec.name)
                           if d.name == name or d.name.startswith(f"{name}--")]
                 continue
-            for listed in self.hypervisor.listed(spec.name):
+            for listed in self._driver.listed(spec.name):
                 if listed.name == name or listed.name.startswith(f"{name}--"):
                     found.append((spec.name, listed.name, listed_state(listed).value))
         return found
@@ -568,7 +570,7 @@ class EmbeddedXenLab(BuiltLab):
         (xl's receiver destroys its copy when the stream ends); destroy what stays, and say
         so."""
         name = self.inventory.domain.name
-        assert self.hypervisor is not None
+        assert self._driver is not None
         deadline = time.monotonic() + SETTLE_S
         while True:
             strays = [(h, n) for h, n, _ in self.copies() if n != name]
@@ -577,7 +579,7 @@ class EmbeddedXenLab(BuiltLab):
             time.sleep(1)
         notes = []
         for host, stray in strays:
-            self.hypervisor.destroy(host, stray)
+            self._driver.destroy(host, stray)
             notes.append(f"destroyed {stray} left on {host} {SETTLE_S:.0f} s after the fault")
         return notes
 

@@ -17,20 +17,20 @@ from testinfra.host import Host
 from xenlab.errors import LabError, XenlabError
 from xenlab.hosts.access import ssh_host
 from xenlab.hosts.runner import Runner, describe_ssh_failure, host_runner
-from xenlab.hypervisor.base import MigrationResult, RunningDomain, running_copy, sole_host
-from xenlab.hypervisor.qmp import BlockBacking
-from xenlab.hypervisor.virsh import VirshDriver
-from xenlab.hypervisor.xen import XenCliDriver
-from xenlab.inventory.model import Connection, Inventory, Role, Toolstack
+from xenlab.hypervisor.base import Hypervisor, MigrationResult, RunningDomain, running_copy, sole_host
+from xenlab.hypervisor.registry import DriverContext, make_driver
+from xenlab.inventory.model import Connection, Inventory, Role
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_native_probe
+from xenlab.lab.select import lab_features
 from xenlab.measure.prober import ship_native
 from xenlab.progress import Progress
 from xenlab.provision.steps import Outcome, apply, article_plan
 from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
+from xenlab.storage.ref import BlockDeviceStorage
 
 
-class RealLab:
+class RealLab(BlockDeviceStorage):
     def __init__(self, inventory: Inventory, *, progress: Progress,
                  cache: Path = Path("/var/cache/xenlab"),
                  accept_new_host_keys: bool = False) -> None:
@@ -39,19 +39,10 @@ class RealLab:
         self.progress = progress
         self.cache = cache
         self._hosts: dict[str, Host] = {}
-        if inventory.toolstack not in (Toolstack.XL, Toolstack.XM, Toolstack.LIBVIRT):
-            raise LabError(f"{inventory.path}: toolstack {inventory.toolstack.value} has no "
-                           "driver for real labs (xl, xm and libvirt do)")
-        resources = {h.name: self.host(h.name) for h in inventory.by_role(Role.RESOURCE)}
-        self.hypervisor: XenCliDriver | VirshDriver
-        if inventory.toolstack is Toolstack.LIBVIRT:
-            # libvirt over its Xen (libxl) driver unless the inventory says qemu
-            self.hypervisor = VirshDriver(resources, driver=inventory.libvirt_driver, addresses={
-                h.name: str(h.address) for h in inventory.by_role(Role.RESOURCE)})
-        else:
-            # with runners: `xl -vvv migrate` is streamed, its events timed (xl's downtime)
-            self.hypervisor = XenCliDriver(inventory.toolstack.value, resources, runners={
-                name: self.runner(name) for name in resources})
+        names = [h.name for h in inventory.by_role(Role.RESOURCE)]
+        self.hypervisor: Hypervisor = make_driver(inventory.toolstack.value, DriverContext(
+            inventory, {n: self.host(n) for n in names}, {n: self.runner(n) for n in names}))
+        self.features = lab_features(inventory)
 
     def host(self, name: str) -> Host:
         if name not in self._hosts:
@@ -137,9 +128,6 @@ class RealLab:
         """xend and sshd listen on their own on a real lab: nothing to start."""
         yield
 
-    def guest_disk(self) -> BlockBacking:
-        raise LabError("a real lab's guest disk is checked by device, not by byte range")
-
     def runner(self, name: str) -> Runner:
         if name == "controller":  # an observer on the machine that runs xenlab
             return Runner("controller")
@@ -156,6 +144,28 @@ class RealLab:
                            "directory of its own")
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return str(directory / "%C")
+
+    def fault_injector(self) -> None:
+        return None  # never on someone's machines: the fault suite kills and cuts
+
+    def keep(self) -> str:
+        """A real lab is never removed: keeping it is closing xenlab's connections."""
+        self.down()
+        return f"lab '{self.inventory.lab}' is a real lab: it stays as it is (connections closed)"
+
+    def save_logs(self, target: Path) -> Path:
+        """What the toolstack logged on each resource host (xl dmesg, the toolstack's own
+        logs), read-only, into `target`/<lab>/<host>-<name>.log."""
+        directory = target / self.inventory.lab
+        directory.mkdir(parents=True, exist_ok=True)
+        for spec in self.inventory.by_role(Role.RESOURCE):
+            for name, command in self.hypervisor.diagnostics():
+                result = self.runner(spec.name).run(["sh", "-c", command], check=False,
+                                                    timeout=60)
+                (directory / f"{spec.name}-{name}.log").write_text(
+                    result.stdout + (f"\n[exit {result.rc}] {result.stderr}" if result.rc
+                                     else ""))
+        return directory
 
     def down(self) -> None:
         """A real lab is left as it was found; only this run's SSH connections are closed

@@ -11,16 +11,6 @@ FACTS_SCRIPT = (
 )
 
 
-def hypervisor_command(toolstack: str, qemu_binary: str = "qemu-system-x86_64") -> str:
-    """A shell command printing `hypervisor=...` on a resource host."""
-    if toolstack == "qemu":
-        return f"echo hypervisor=$({qemu_binary} --version | head -n1)"
-    if toolstack in ("xl", "xm"):
-        return (f"echo hypervisor=Xen $({toolstack} info | sed -n 's/^xen_version *: *//p'); "
-                f"echo toolstack={toolstack}")
-    return "echo hypervisor=$(virsh version 2>/dev/null | tr '\\n' ' ')"
-
-
 def parse_facts(text: str) -> dict[str, str]:
     facts = {}
     for line in text.splitlines():
