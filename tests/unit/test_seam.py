@@ -1,0 +1,118 @@
+"""The seam between suites and labs: host facts from each toolstack's saved outputs, storage
+references, lab features and the driver registry (pure logic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xenlab.errors import LabError, ParseError
+from xenlab.hypervisor.base import HostFacts
+from xenlab.hypervisor.registry import DRIVERS, DriverContext, driver_features, make_driver, register
+from xenlab.hypervisor.virsh import parse_virsh_version
+from xenlab.hypervisor.xen import facts_blocker, live_migration_blocker, parse_xl_info, xen_host_facts
+from xenlab.inventory import load_inventory
+from xenlab.lab.features import FEATURES, check_features, missing, skip_reason
+from xenlab.lab.select import lab_features
+from xenlab.storage.ref import DiskRef
+
+REPO = Path(__file__).parents[2]
+DATA = REPO / "tests" / "data"
+
+
+def test_xl_info_gives_xens_own_figures() -> None:
+    info = parse_xl_info((DATA / "xen" / "embedded-xen" / "xl-info.txt").read_text())
+    facts = xen_host_facts(info, "xen_resource_1", "xl")
+    assert facts.version == "Xen 4.17.5"
+    assert facts.free_memory_mib == int(info["free_memory"])
+    assert facts.free_memory_source == "xl info free_memory"
+    assert facts.virt_caps is not None and {"hvm", "hap", "shadow"} <= facts.virt_caps
+    assert facts_blocker(facts, "pvh", hap=False) is None
+
+
+@pytest.mark.parametrize(("caps", "guest_type", "hap"), [
+    ("pv hvm hap", "pv", True), ("pv hvm hap", "pvh", False), ("pv hvm hap shadow", "pv", True),
+    ("pv", "hvm", True), (None, "pv", True)])
+def test_the_blocker_reads_facts_as_it_reads_xl_info(caps: str | None, guest_type: str,
+                                                     hap: bool) -> None:
+    info = {"host": "h", "xen_caps": "xen-3.0-x86_64", **({"virt_caps": caps} if caps else {})}
+    facts = HostFacts("h", "xl", "Xen 4.17", 100, "x",
+                      frozenset(caps.split()) if caps else None, "xen-3.0-x86_64")
+    from_facts, from_info = facts_blocker(facts, guest_type, hap), live_migration_blocker(
+        info, guest_type, hap)
+    assert (from_facts is None) == (from_info is None)
+    if from_facts is not None and from_info is not None:  # the caps are listed sorted
+        assert from_facts.split("(virt_caps")[0] == from_info.split("(virt_caps")[0]
+
+
+def test_virsh_version_names_library_and_hypervisor() -> None:
+    text = (DATA / "libvirt" / "embedded-xen" / "virsh-version.txt").read_text()
+    assert parse_virsh_version(text) == "libvirt 9.0.0 (Xen 4.17.0)"
+    with pytest.raises(ParseError):
+        parse_virsh_version("error: failed to connect to the hypervisor\n")
+
+
+def test_disk_references_compare_bytes() -> None:
+    lv = DiskRef("s", "/srv/export.img", 1 << 20, 64 << 20)
+    assert lv.same_bytes(DiskRef("other host", "/srv/export.img", 1 << 20, 64 << 20))
+    assert lv.overlaps(DiskRef("r", "/srv/export.img", 0, 2 << 20))
+    assert not lv.overlaps(DiskRef("r", "/srv/export.img", 0, 1 << 20))  # ends where it starts
+    assert not lv.overlaps(DiskRef("r", "/srv/other.img", 1 << 20, 64 << 20))
+    whole = DiskRef("r", "/dev/dm-0")
+    assert whole.overlaps(DiskRef("r", "/dev/dm-0", 4096, 512)) and not whole.same_bytes(lv)
+    assert lv.blkid_command() == "blkid -p -O 1048576 -o value -s TYPE /srv/export.img"
+    assert whole.blkid_command() == "blkid -p -o value -s TYPE /dev/dm-0"
+    assert str(whole) == "/dev/dm-0" and "offset 1048576" in str(lv)
+
+
+@pytest.mark.parametrize(("inventory", "has", "lacks"), [
+    ("embedded", {"qemu-incoming", "fault-injection", "memory-audit"},
+     {"aoe-initiator", "device-mapper", "provisioning"}),
+    ("embedded-xen", {"aoe-initiator", "device-mapper", "fault-injection", "virt-caps",
+                      "storage-outage"}, {"memory-audit", "provisioning", "build-faults"}),
+    ("embedded-xen-libvirt", {"libvirt-remote", "aoe-initiator"},
+     {"fault-injection", "virt-caps"}),  # virsh sets no fault off in flight
+    ("xl", {"xl-ssh-transport", "provisioning", "virt-caps"}, {"fault-injection", "built-here"}),
+    ("article-xm", {"xend-relocation", "virt-caps"}, {"fault-injection", "xl-ssh-transport"}),
+    ("libvirt", {"libvirt-remote"}, {"virt-caps", "fault-injection"}),
+])
+def test_each_lab_declares_what_it_can_do(inventory: str, has: set[str], lacks: set[str]) -> None:
+    features = lab_features(load_inventory(str(REPO / "inventories" / f"{inventory}.yml")))
+    assert has <= features and not lacks & features, sorted(features)
+    assert features <= set(FEATURES)
+
+
+def test_a_feature_name_must_be_known() -> None:
+    check_features(("aoe-initiator",), "here")
+    with pytest.raises(ValueError, match="here: unknown lab feature 'aoe-initator'"):
+        check_features(("aoe-initator",), "here")
+    assert missing(("aoe-initiator", "qemu-incoming"), frozenset({"qemu-incoming"})) == [
+        "aoe-initiator"]
+    assert skip_reason(["aoe-initiator"], "lab1") == (
+        "needs an AoE initiator (the aoe driver) on the resource hosts, which lab 'lab1' does "
+        "not have")
+
+
+class ToyDriver:
+    """A toolstack added the way the registry says: a driver and one `register` line."""
+
+    toolstack = "toy"
+
+    def __init__(self, context: DriverContext) -> None:
+        self.hosts = dict(context.hosts)
+
+
+def test_a_toolstack_is_one_driver_and_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(DRIVERS, "toy", DRIVERS["xl"])  # restored after the test
+    register("toy", {"virt-caps"}, lambda context: ToyDriver(context))  # type: ignore[arg-type,return-value]
+    inventory = load_inventory(str(REPO / "inventories" / "xl.yml"))
+    driver = make_driver("toy", DriverContext(inventory, {"xen_resource_1": None}, {}))  # type: ignore[dict-item]
+    assert isinstance(driver, ToyDriver) and list(driver.hosts) == ["xen_resource_1"]
+    assert driver_features("toy") == frozenset({"virt-caps"})
+
+
+def test_a_toolstack_without_a_driver_for_ssh_hosts_is_one_error() -> None:
+    inventory = load_inventory(str(REPO / "inventories" / "xl.yml"))
+    with pytest.raises(LabError, match="toolstack qemu has no driver for hosts reached over SSH"):
+        make_driver("qemu", DriverContext(inventory, {}, {}))
