@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from fixtures.migration import Step, judge_record
 from fixtures.reporting import attach_migration
 from xenlab.inventory import Inventory
 from xenlab.lab import Lab
+from xenlab.measure.plan import Step
 from xenlab.measure.results import MigrationRecord, Results, Tolerance, compare_results, load_results
+from xenlab.measure.verdict import judge_record
 from xenlab.plugin import LabOptions
 
 

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from fixtures.migration import matrix, ring
 from xenlab.errors import LabError
 from xenlab.lab.state import LabState, Strategy
+from xenlab.measure.plan import matrix, ring
 from xenlab.progress import Progress
 
 

@@ -1,0 +1,89 @@
+"""The guest-side witnesses of continuity (the memory checker and the echo service): set up
+once per scenario, copied into the guest first where it lacks them, removed after."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+from testinfra.host import Host
+
+from xenlab.errors import XenlabError
+from xenlab.inventory import Inventory
+from xenlab.lab.guestkit import ensure_echo, ensure_memcheck
+from xenlab.lab.image import ECHO_PORT
+from xenlab.measure.continuity import SETUP_COMMAND, STATE_COMMAND, GuestState, parse_state
+from xenlab.measure.witness_kit import GuestKit, prepare, remove
+
+IDLE_SIZE_MIB = 16  # the checker's region in the idle scenario (swept at load.idle_rate_mib_s)
+HOT_PAGES = 16  # memory-dirty: pages rewritten every millisecond, as a kernel's are
+
+
+class WitnessUnavailable(XenlabError):
+    """The guest cannot run the witnesses (said in full once, at the first migration)."""
+
+
+class GuestWitness:
+    """The guest-side witnesses of continuity, set up once per scenario; what the guest
+    lacks of them (memcheck, the echo service) is copied there first, and removed after."""
+
+    def __init__(self, guest: Host, inventory: Inventory, cache: Path) -> None:
+        self.guest = guest
+        self.inventory = inventory
+        self.cache = cache
+        self.scenario = ""
+        self.pid = ""  # the witness process (a long sleep)
+        self.checker_pid = ""  # the memory checker
+        self.kit: GuestKit | None = None
+        self.unavailable = ""  # why the witnesses cannot run in this guest (said once)
+
+    def _builds(self) -> tuple[Path, Path]:
+        return ensure_memcheck(self.cache / "guest"), ensure_echo(self.cache / "guest")
+
+    def _prepare(self) -> GuestKit:
+        if self.unavailable:
+            raise WitnessUnavailable(f"{self.unavailable.split(':')[0]} (reported at the "
+                                     f"first migration)")
+        if self.kit is None:
+            try:
+                self.kit = prepare(self.guest, self.inventory.domain.name, self._builds,
+                                   ECHO_PORT)
+            except XenlabError as exc:
+                self.unavailable = str(exc)
+                raise
+        return self.kit
+
+    def close(self) -> None:
+        if self.kit is not None:
+            with contextlib.suppress(Exception):
+                remove(self.guest, self.kit)
+
+    def ensure(self, scenario: str) -> None:
+        kit = self._prepare()
+        if scenario == self.scenario:
+            return
+        load = self.inventory.load
+        dirty = scenario == "memory-dirty"
+        size, rate = ((load.size_mib, load.rate_mib_s) if dirty
+                      else (IDLE_SIZE_MIB, load.idle_rate_mib_s))
+        hot = HOT_PAGES if dirty else 0
+        out = self.guest.run(f"{kit.path_prefix}sh -c %s xenlab %s %s %s %s %s", SETUP_COMMAND,
+                             str(size),
+                             str(rate), self.pid or "-", self.checker_pid or "-", str(hot))
+        pids = out.stdout.split()
+        if out.rc != 0 or len(pids) != 2 or not all(p.isdigit() for p in pids):
+            raise XenlabError(f"cannot start the continuity witnesses in the guest: "
+                              f"{out.stderr.strip() or out.stdout.strip()}")
+        self.pid, self.checker_pid = pids
+        self.scenario = scenario
+        deadline = time.monotonic() + 30
+        while self.state().memcheck is None:  # the checker has filled its memory once
+            if time.monotonic() > deadline:
+                raise XenlabError("the guest's memory checker never reported")
+            time.sleep(0.2)
+
+    def state(self, sweep: bool = False) -> GuestState:
+        """The guest's state; with `sweep`, after the memory checker verified every page."""
+        env = f"XENLAB_PID={self.pid}" + (f" XENLAB_SWEEP={self.checker_pid}" if sweep else "")
+        return parse_state(self.guest.check_output(f"{env} sh -c %s", STATE_COMMAND))
