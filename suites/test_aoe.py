@@ -7,14 +7,13 @@ interface; every exchange is kept as a pcap (reports/aoe/HOST.pcap) with a frame
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from fixtures.reporting import attach_aoe
-from fixtures.storage import AoeProbe
 from xenlab.aoe import frames as fr
+from xenlab.aoe.session import AoeProbe
 from xenlab.inventory import Inventory
+from xenlab.report.extras import Attach
 from xenlab.storage.lvm import LvmReports, parse_pvs
 
 ROOT_CHECK = "test_query_config_answered_exactly_once"
@@ -48,9 +47,9 @@ def _needs(frame: fr.AoeFrame | None, what: str, probe: AoeProbe,
 def test_query_config_answered_exactly_once(resource_name: str,
                                             aoe_probe: Callable[[str], AoeProbe],
                                             inventory: Inventory,
-                                            report_extras: list[Any]) -> None:
+                                            attach: Attach) -> None:
     probe = aoe_probe(resource_name)
-    attach_aoe(report_extras, probe.summary, probe.pcap, resource_name)
+    attach.aoe(probe.summary, probe.pcap, resource_name)
     answers = _answers(probe, inventory, needed=False)
     target = inventory.aoe.target
     assert answers, (f"from {resource_name}:{probe.interface}: no answer from {target} to a "

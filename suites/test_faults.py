@@ -10,25 +10,25 @@ and the next migration must succeed (judged by xenlab.checks.faults)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from fixtures.faults import record_outcome
 from xenlab.checks.faults import FaultOutcome, judge_fault
 from xenlab.hypervisor.base import MigrationFault
 from xenlab.measure.results import Results
+from xenlab.report.extras import Attach
 
 
 @pytest.mark.destructive
 @pytest.mark.parametrize("fault", list(MigrationFault), ids=[f.value for f in MigrationFault])
 def test_migration_fault_survived(fault: MigrationFault,
                                   faulted_migration: Callable[[MigrationFault], FaultOutcome],
-                                  results: Results, report_extras: list[Any],
+                                  results: Results, attach: Attach,
                                   record_property: Callable[[str, object], None]) -> None:
     outcome = faulted_migration(fault)
     problems = judge_fault(outcome)
-    record_outcome(outcome, problems, report_extras, results.faults)
+    results.faults.append({**outcome.as_dict(), "problems": problems})
+    attach.fault(outcome, problems)
     record_property("fault_status", outcome.status)
     record_property("fault_message", outcome.message)
     assert not problems, "; ".join(problems)
@@ -37,8 +37,9 @@ def test_migration_fault_survived(fault: MigrationFault,
 @pytest.mark.destructive
 @pytest.mark.needs("storage-outage")
 def test_storage_outage_survived(storage_outage: Callable[[], FaultOutcome], results: Results,
-                                 report_extras: list[Any]) -> None:
+                                 attach: Attach) -> None:
     outcome = storage_outage()
     problems = judge_fault(outcome)
-    record_outcome(outcome, problems, report_extras, results.faults)
+    results.faults.append({**outcome.as_dict(), "problems": problems})
+    attach.fault(outcome, problems)
     assert not problems, "; ".join(problems)

@@ -6,24 +6,23 @@ network's. A baseline (--lab-baseline) turns the figures into a regression test.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from fixtures.reporting import attach_migration
 from xenlab.inventory import Inventory
 from xenlab.lab import Lab
 from xenlab.measure.plan import Step
 from xenlab.measure.results import MigrationRecord, Results, Tolerance, compare_results, load_results
 from xenlab.measure.verdict import judge_record
 from xenlab.plugin import LabOptions
+from xenlab.report.extras import Attach
 
 
 @pytest.mark.destructive
 def test_live_migration(migration_step: Step, lab: Lab, inventory: Inventory,
                         observed_migration: Callable[[Step], MigrationRecord],
                         record_property: Callable[[str, object], None],
-                        report_extras: list[Any], pytestconfig: pytest.Config,
+                        attach: Attach,
                         results: Results) -> None:
     step = migration_step
     where = lab.guest_location()
@@ -36,7 +35,7 @@ def test_live_migration(migration_step: Step, lab: Lab, inventory: Inventory,
     record = observed_migration(step)
     record.problems = judge_record(record, inventory, lab.guest_location())
     record.passed = not record.problems
-    attach_migration(report_extras, record, pytestconfig)
+    attach.migration(record)
     net, hv = record.network or {}, record.hypervisor
     for key in ("downtime_ms", "loss_pct", "lost", "rtt_median_ms", "rtt_p99_ms"):
         record_property(f"network_{key}", net.get(key))

@@ -4,7 +4,7 @@ connection), the frames are built and read here."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from testinfra.host import Host
@@ -98,3 +98,20 @@ class AoeSession:
     def summary(self) -> list[str]:
         return [f"{c.time:.6f} {'>' if c.outgoing else '<'} {fr.summary(c.frame)}"
                 for c in self.captured]
+
+
+@dataclass
+class AoeProbe:
+    """What one resource host saw of the AoE target, and the capture of it."""
+
+    host: str
+    interface: str
+    config_answers: list[fr.AoeFrame] = field(default_factory=list)
+    identify: fr.AoeFrame | None = None
+    read_label: fr.AoeFrame | None = None
+    error: str = ""
+    pcap: Path | None = None
+    summary: list[str] = field(default_factory=list)
+
+    def answers_for(self, shelf: int, slot: int) -> list[fr.AoeFrame]:
+        return [f for f in self.config_answers if (f.shelf, f.slot) == (shelf, slot)]
