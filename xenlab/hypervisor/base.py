@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from xenlab.measure.memaudit import MemoryAudit
 
@@ -97,6 +97,21 @@ class Hypervisor(DomainQueries, Protocol):
     def diagnostics(self) -> list[tuple[str, str]]: ...  # (name, read-only shell command)
     def migrate(self, domain: str, source: str, destination: str, timeout: float = 300.0,
                 injection: Injection | None = None) -> MigrationResult: ...
+
+
+class HostStates:
+    """`states` and `running_on` for a driver that can tell one host's state of a domain."""
+
+    hosts: Mapping[str, Any]  # the driver's hosts, by name
+
+    def state(self, host: str, domain: str) -> DomainState:
+        raise NotImplementedError
+
+    def states(self, domain: str) -> dict[str, DomainState]:
+        return {name: self.state(name, domain) for name in self.hosts}
+
+    def running_on(self, domain: str) -> list[str]:
+        return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
 
 
 def sole_host(driver: DomainQueries, domain: str) -> str | None:

@@ -22,6 +22,7 @@ from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import (
     DomainState,
     HostFacts,
+    HostStates,
     Injection,
     MigrationResult,
     RunningDomain,
@@ -133,7 +134,7 @@ def _tail(path: Path, size: int = 16384) -> str:
         return ""
 
 
-class QemuDriver:
+class QemuDriver(HostStates):
     """Start, query and live-migrate the guest on the embedded lab's resource hosts."""
 
     toolstack = "qemu"
@@ -204,12 +205,6 @@ class QemuDriver:
             return domain_state(self.qmp(host, domain, "query-status"))
         except LabError:
             return DomainState.ABSENT
-
-    def states(self, domain: str) -> dict[str, DomainState]:
-        return {name: self.state(name, domain) for name in self.hosts}
-
-    def running_on(self, domain: str) -> list[str]:
-        return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
 
     def running_domain(self, host: str, domain: str) -> RunningDomain | None:
         """QEMU's own view (QMP): RAM, vCPUs, NIC MACs, the disk's byte range (named by the

@@ -22,6 +22,7 @@ from xenlab.errors import LabError, ParseError
 from xenlab.hypervisor.base import (
     DomainState,
     HostFacts,
+    HostStates,
     Injection,
     MigrationResult,
     RunningDomain,
@@ -403,7 +404,7 @@ def shell_command(argv: list[str], timeout: float | None = None) -> str:
 # -- the driver --------------------------------------------------------------------------------
 
 
-class VirshDriver:
+class VirshDriver(HostStates):
     """libvirt's `virsh` on the resource hosts, talking to their local daemon
     (qemu:///system or xen:///system); a migration goes over SSH to the destination's."""
 
@@ -449,12 +450,6 @@ class VirshDriver:
     def state(self, host: str, domain: str) -> DomainState:
         found = [d for d in self.list_domains(host) if d.name == domain]
         return listed_state(found[0] if found else None)
-
-    def states(self, domain: str) -> dict[str, DomainState]:
-        return {name: self.state(name, domain) for name in self.hosts}
-
-    def running_on(self, domain: str) -> list[str]:
-        return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
 
     def running_domain(self, host: str, domain: str) -> RunningDomain | None:
         _check_domain_name(domain)

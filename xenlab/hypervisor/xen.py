@@ -22,6 +22,7 @@ from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import (
     DomainState,
     HostFacts,
+    HostStates,
     Injection,
     MigrationResult,
     RunningDomain,
@@ -291,7 +292,7 @@ class _Follower:
         self.thread.join(timeout=5)
 
 
-class XenCliDriver:
+class XenCliDriver(HostStates):
     """`xl` (Xen 4.x) or `xm` (xend, the article's) on the resource hosts."""
 
     def __init__(self, toolstack: str, hosts: Mapping[str, Host],
@@ -343,12 +344,6 @@ class XenCliDriver:
         out = self.hosts[host].check_output(f"{self.toolstack} list")
         found = [d for d in parse_xl_list(out) if d.name == domain]
         return listed_state(found[0] if found else None)
-
-    def states(self, domain: str) -> dict[str, DomainState]:
-        return {name: self.state(name, domain) for name in self.hosts}
-
-    def running_on(self, domain: str) -> list[str]:
-        return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
 
     def running_domain(self, host: str, domain: str) -> RunningDomain | None:
         """`xl list` (memory and VCPUs as Xen has them now) and, with xl, `xl list -l`

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from xenlab.errors import LabError
 from xenlab.hosts.runner import Runner
-from xenlab.hypervisor.base import Hypervisor
+from xenlab.hypervisor.base import Hypervisor, RunningDomain, running_copy, sole_host
 from xenlab.inventory.model import Inventory
 from xenlab.lab import journal as jr
 from xenlab.lab.state import LabState, Strategy
@@ -32,6 +32,12 @@ class BuiltLab(Strategy):
             raise LabError(f"lab {self.inventory.lab} has no hypervisor yet: it is not up")
         return self._driver
 
+    def guest_location(self) -> str | None:
+        return sole_host(self.hypervisor, self.inventory.domain.name)
+
+    def running_guest(self) -> RunningDomain | None:
+        return running_copy(self.hypervisor, self.inventory.domain.name)
+
     @property
     def features(self) -> frozenset[str]:
         from xenlab.lab.select import lab_features  # the table of what each lab can do
@@ -46,6 +52,19 @@ class BuiltLab(Strategy):
         return self.namespace("switch")
 
     def down(self) -> None:
+        """Tear down everything this lab made (its journal says what), then forget it."""
+        with self.progress.step("lab teardown"):
+            self._quiesce()
+            jr.reap(self.inventory.lab, self.root, force=True)
+        self.release_name()
+        self.force(LabState.ABSENT)
+        self._forget_hosts()
+        self.journal = None
+
+    def _quiesce(self) -> None:
+        """What goes first, gently, before the journal's reap (guests, connections)."""
+
+    def _forget_hosts(self) -> None:
         raise NotImplementedError
 
     _name_lock: jr.NameLock | None = None

@@ -34,9 +34,6 @@ from xenlab.hypervisor.base import (
     Injection,
     MigrationFault,
     MigrationResult,
-    RunningDomain,
-    running_copy,
-    sole_host,
 )
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
@@ -46,7 +43,6 @@ from xenlab.lab import journal as jr
 from xenlab.lab.built import BuiltLab
 from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
 from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
-from xenlab.lab.state import LabState
 from xenlab.net.iproute import link_address
 from xenlab.progress import Progress
 from xenlab.storage.lvm import (
@@ -180,16 +176,13 @@ class EmbeddedLab(BuiltLab):
         return [h for h in self.hosts.values() if h.spec.role is role]
 
     # -- lifecycle -----------------------------------------------------------------------
-    def down(self) -> None:
-        with self.progress.step("lab teardown"):
-            self._stop_guest()
-            if self._driver:
-                self._driver.close()
-            jr.reap(self.inventory.lab, self.root, force=True)
-        self.release_name()
-        self.force(LabState.ABSENT)
+    def _quiesce(self) -> None:
+        self._stop_guest()
+        if self._driver:
+            self._driver.close()
+
+    def _forget_hosts(self) -> None:
         self.hosts.clear()
-        self.journal = None
 
     def keep(self) -> str:
         """Leave the lab up after this run; `xenlab lab down` removes it later."""
@@ -512,14 +505,6 @@ class EmbeddedLab(BuiltLab):
         if name not in self.hosts:
             raise LabError(f"no host {name!r} in the embedded lab")
         return self.hosts[name].runner
-
-    def guest_location(self) -> str | None:
-        assert self._driver is not None
-        return sole_host(self._driver, self.inventory.domain.name)
-
-    def running_guest(self) -> RunningDomain | None:
-        assert self._driver is not None
-        return running_copy(self._driver, self.inventory.domain.name)
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
                 timeout: float | None = None) -> MigrationResult:

@@ -36,9 +36,6 @@ from xenlab.hypervisor.base import (
     Injection,
     MigrationFault,
     MigrationResult,
-    RunningDomain,
-    running_copy,
-    sole_host,
 )
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
 from xenlab.hypervisor.virsh import VirshDriver
@@ -130,18 +127,15 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         return f"x{index}"
 
     # -- lifecycle -----------------------------------------------------------------------
-    def down(self) -> None:
-        with self.progress.step("lab teardown"):
-            if self.ssh_dir.exists():
-                for spec in self.inventory.hosts:
-                    if spec.connection.value == "ssh":
-                        subprocess.run(["ssh", "-F", str(self.ssh_dir / "config"), "-O", "exit",
-                                        spec.name], capture_output=True, check=False, timeout=10)
-            jr.reap(self.inventory.lab, self.root, force=True)
-        self.release_name()
-        self.force(LabState.ABSENT)
+    def _quiesce(self) -> None:
+        if self.ssh_dir.exists():  # the shared SSH connections, before their processes go
+            for spec in self.inventory.hosts:
+                if spec.connection.value == "ssh":
+                    subprocess.run(["ssh", "-F", str(self.ssh_dir / "config"), "-O", "exit",
+                                    spec.name], capture_output=True, check=False, timeout=10)
+
+    def _forget_hosts(self) -> None:
         self._hosts.clear()
-        self.journal = None
 
     # -- network -------------------------------------------------------------------------
     def enter_network(self) -> None:
@@ -479,14 +473,6 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
     def relocation_listener(self, destination: str) -> Iterator[None]:
         """xl migrates over SSH: sshd listens already."""
         yield
-
-    def guest_location(self) -> str | None:
-        assert self._driver is not None
-        return sole_host(self._driver, self.inventory.domain.name)
-
-    def running_guest(self) -> RunningDomain | None:
-        assert self._driver is not None
-        return running_copy(self._driver, self.inventory.domain.name)
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
                 timeout: float | None = None) -> MigrationResult:
