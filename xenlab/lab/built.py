@@ -12,11 +12,13 @@ from xenlab.hypervisor.base import Hypervisor, RunningDomain, running_copy, sole
 from xenlab.inventory.model import Inventory
 from xenlab.lab import journal as jr
 from xenlab.lab.state import LabState, Strategy
+from xenlab.progress import Progress
 
 
 class BuiltLab(Strategy):
-    """A lab built here: subclasses set `inventory`, `root`, `directory`, `journal`, `local`
-    and provide the `enter_<state>` steps and `down()`."""
+    """A lab built here, under `root`/<lab> with its journal: subclasses provide the
+    `enter_<state>` steps, the hypervisor driver (`_driver`), and what teardown does first
+    (`_quiesce`) and last (`_forget_hosts`)."""
 
     inventory: Inventory
     root: Path
@@ -25,6 +27,16 @@ class BuiltLab(Strategy):
     local: Runner
 
     _driver: Hypervisor | None = None  # the toolstack's driver, once the hosts are up
+
+    def __init__(self, inventory: Inventory, progress: Progress, root: Path,
+                 cache: Path) -> None:
+        super().__init__(progress)
+        self.inventory = inventory
+        self.root = root
+        self.cache = cache
+        self.directory = root / inventory.lab
+        self.journal = None
+        self.local = Runner("controller")
 
     @property
     def hypervisor(self) -> Hypervisor:

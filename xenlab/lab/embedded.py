@@ -149,22 +149,16 @@ class EmbeddedLab(BuiltLab):
                  root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
                  qemu_binary: str = "qemu-system-x86_64", faults: tuple[str, ...] = (),
                  memory_audit: bool = False) -> None:
-        super().__init__(progress)
+        super().__init__(inventory, progress, root, cache)
         unknown = sorted(set(faults) - set(FAULTS))
         if unknown:
             raise LabError(f"unknown lab fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
         self.faults = tuple(faults)
         self.memory_audit = memory_audit
-        self.inventory = inventory
-        self.root = root
-        self.cache = cache
         self.qemu_binary = qemu_binary
-        self.directory = root / inventory.lab
-        self.journal: jr.Journal | None = None
         self.hosts: dict[str, LabHost] = {}
         self.storage_facts: StorageFacts | None = None
         self.guest_host: str | None = None  # where vm1 runs now
-        self.local = Runner("controller")
         self._driver: QemuDriver | None = None
 
     # -- naming --------------------------------------------------------------------------

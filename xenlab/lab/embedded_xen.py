@@ -93,16 +93,10 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
     def __init__(self, inventory: Inventory, *, progress: Progress,
                  root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
                  qemu_binary: str = "qemu-system-x86_64") -> None:
-        super().__init__(progress)
-        self.inventory = inventory
-        self.root = root
-        self.cache = cache
+        super().__init__(inventory, progress, root, cache)
         self.qemu_binary = qemu_binary
-        self.directory = root / inventory.lab
-        self.journal: jr.Journal | None = None
         self.storage: LabHost | None = None
         self.kit: XenKit | None = None
-        self.local = Runner("controller")
         self.xl: XenCliDriver | None = None  # xl info and xl's own domains, whatever drives them
         self._driver: XenCliDriver | VirshDriver | None = None
         self._hosts: dict[str, Host] = {}
