@@ -433,5 +433,16 @@ def get_inventory(config: pytest.Config) -> Inventory | None:
     return config.stash.get(INVENTORY_KEY, None)
 
 
+def report_dir(config: pytest.Config) -> Path:
+    """Where this run's report files go (the AoE captures, the lab's logs, junit.xml): beside
+    its HTML report, or beside its results when there is none, so concurrent runs with
+    reports of their own never share a file."""
+    html = getattr(config.option, "htmlpath", None)
+    if html:
+        return Path(html).parent
+    results = Path(config.getoption("lab_results") or "reports/results.json")
+    return (results if results.is_absolute() else Path(config.rootpath) / results).parent
+
+
 def get_options(config: pytest.Config) -> LabOptions:
     return config.stash[OPTIONS_KEY]
