@@ -53,6 +53,18 @@ def test_virsh_version_names_library_and_hypervisor() -> None:
         parse_virsh_version("error: failed to connect to the hypervisor\n")
 
 
+def test_virsh_freecell_is_libvirts_own_figure() -> None:
+    """Captured on the embedded Xen lab's dom0s: Xen's free memory, not dom0's."""
+    from xenlab.hypervisor.virsh import parse_freecell
+
+    data = DATA / "libvirt" / "embedded-xen"
+    assert parse_freecell((data / "virsh-freecell-r1.txt").read_text()) == 117876
+    assert parse_freecell((data / "virsh-freecell-all-r2.txt").read_text()) == 251212
+    for bad in ("", "error: failed to get free memory\n", "Total: many KiB\n"):
+        with pytest.raises(ParseError):
+            parse_freecell(bad)
+
+
 def test_disk_references_compare_bytes() -> None:
     lv = DiskRef("s", "/srv/export.img", 1 << 20, 64 << 20)
     assert lv.same_bytes(DiskRef("other host", "/srv/export.img", 1 << 20, 64 << 20))
