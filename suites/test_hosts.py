@@ -10,6 +10,7 @@ from testinfra.host import Host
 from xenlab.checks.names import resolved_address
 from xenlab.checks.tools import required_tools
 from xenlab.inventory import Inventory
+from xenlab.lab import Lab
 
 
 def test_lab_names_resolve(host_name: str, host_of: Callable[[str], Host],
@@ -36,10 +37,10 @@ def test_host_answers(lab_host_name: str, host_of: Callable[[str], Host],
 
 
 def test_role_tools_present(lab_host_name: str, host_of: Callable[[str], Host],
-                            inventory: Inventory) -> None:
+                            inventory: Inventory, lab: Lab) -> None:
     spec = inventory.host(lab_host_name)
     host = host_of(lab_host_name)
     missing = [f"{t.command} (package {t.package}: {t.why})"
-               for t in required_tools(spec.role, inventory.toolstack, inventory.kind)
+               for t in required_tools(spec.role, inventory.toolstack, lab.features)
                if not host.exists(t.command)]
     assert not missing, f"missing on {lab_host_name}: " + ", ".join(missing)

@@ -294,7 +294,7 @@ def _honoured_by_the_lab(options: LabOptions, inventory: Inventory) -> None:
         if given and needed not in features:
             raise pytest.UsageError(
                 f"{option}: lab {inventory.lab} ({inventory.path}, {inventory.kind.value}, "
-                f"{inventory.toolstack.value}) cannot honour it: it needs {FEATURES[needed]}")
+                f"{inventory.toolstack}) cannot honour it: it needs {FEATURES[needed]}")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -115,13 +115,33 @@ class ToyDriver:
         self.hosts = dict(context.hosts)
 
 
-def test_a_toolstack_is_one_driver_and_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_toolstack_is_one_driver_and_one_registry_line(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """A toy toolstack, registered here (one line), is taken by an inventory, brings its
+    features and its tool to the lab, and is the real lab's driver: nothing else changes."""
+    from xenlab.checks.tools import required_tools
+    from xenlab.inventory import Role
+    from xenlab.lab.real import RealLab
+    from xenlab.progress import Progress
+
     monkeypatch.setitem(DRIVERS, "toy", DRIVERS["xl"])  # restored after the test
-    register("toy", {"virt-caps"}, lambda context: ToyDriver(context))  # type: ignore[arg-type,return-value]
-    inventory = load_inventory(str(REPO / "inventories" / "xl.yml"))
-    driver = make_driver("toy", DriverContext(inventory, {"xen_resource_1": None}, {}))  # type: ignore[dict-item]
-    assert isinstance(driver, ToyDriver) and list(driver.hosts) == ["xen_resource_1"]
+    register("toy", {"virt-caps"}, ToyDriver, ("toyctl", "toy-tools", "the toy toolstack"))  # type: ignore[arg-type]
+    path = tmp_path / "toy.yml"
+    path.write_text((REPO / "inventories" / "xl.yml").read_text().replace(
+        "toolstack: xl", "toolstack: toy"))
+    inventory = load_inventory(str(path))
+    assert inventory.toolstack == "toy"
+    assert "virt-caps" in lab_features(inventory) and "xl-ssh-transport" not in lab_features(
+        inventory)
+    assert "toyctl" in [t.command for t in required_tools(Role.RESOURCE, "toy",
+                                                           lab_features(inventory))]
+    lab = RealLab(inventory, progress=Progress(lambda line: None), cache=tmp_path)
+    assert isinstance(lab.hypervisor, ToyDriver)
+    assert sorted(lab.hypervisor.hosts) == [h.name for h in inventory.resources]
     assert driver_features("toy") == frozenset({"virt-caps"})
+    monkeypatch.delitem(DRIVERS, "toy")
+    with pytest.raises(Exception, match="toolstack: expected one of"):
+        load_inventory(str(path))  # unregistered: the inventory is refused, by name
 
 
 def test_a_toolstack_without_a_driver_for_ssh_hosts_is_one_error() -> None:

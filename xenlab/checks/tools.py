@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xenlab.inventory.model import LabKind, Role, Toolstack
+from xenlab.inventory.model import Role
 
 
 @dataclass(frozen=True)
@@ -14,24 +14,24 @@ class Tool:
     why: str
 
 
-TOOLSTACK_TOOLS = {
-    Toolstack.XM: Tool("xm", "xen-tools (xend)", "the article's toolstack"),
-    Toolstack.XL: Tool("xl", "xen-utils", "the Xen 4.x toolstack"),
-    Toolstack.LIBVIRT: Tool("virsh", "libvirt-clients", "the libvirt toolstack"),
-    Toolstack.QEMU: Tool("qemu-system-x86_64", "qemu-system-x86", "the embedded lab's hypervisor"),
-}
+def toolstack_tool(toolstack: str) -> Tool | None:
+    """The command a toolstack needs on the resource hosts, as its registry entry says."""
+    from xenlab.hypervisor.registry import DRIVERS
+
+    entry = DRIVERS.get(toolstack)
+    return Tool(*entry.tool) if entry is not None and entry.tool else None
 
 
-def required_tools(role: Role, toolstack: Toolstack, kind: LabKind) -> list[Tool]:
+def required_tools(role: Role, toolstack: str, features: frozenset[str]) -> list[Tool]:
     if role is Role.STORAGE:
         return [Tool("vblade", "vblade", "exports the shared partition over AoE")]
     if role is not Role.RESOURCE:
         return []
     tools = [Tool("pvs", "lvm2", "reads the shared volume group"),
              Tool("ip", "iproute2", "the xenbr0 bridge")]
-    if kind is not LabKind.EMBEDDED:  # dom0s of real labs and of the embedded Xen lab
+    if "aoe-initiator" in features:  # dom0s of real labs and of the embedded Xen lab
         tools += [Tool("aoe-discover", "aoetools", "finds the AoE target"),
                   Tool("aoe-stat", "aoetools", "lists AoE devices"),
                   Tool("modprobe", "kmod", "loads the aoe driver")]
-    tools.append(TOOLSTACK_TOOLS[toolstack])
-    return tools
+    tool = toolstack_tool(toolstack)
+    return [*tools, tool] if tool else tools

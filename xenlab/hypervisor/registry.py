@@ -32,14 +32,16 @@ class DriverContext:
 class DriverEntry:
     features: frozenset[str]  # what the toolstack brings to a lab (xenlab/lab/features.py)
     make: Callable[[DriverContext], Hypervisor] | None  # None: built by its lab alone
+    tool: tuple[str, str, str] | None = None  # the command it needs: (command, package, why)
 
 
 DRIVERS: dict[str, DriverEntry] = {}
 
 
 def register(toolstack: str, features: frozenset[str] | set[str],
-             make: Callable[[DriverContext], Hypervisor] | None) -> None:
-    DRIVERS[toolstack] = DriverEntry(frozenset(features), make)
+             make: Callable[[DriverContext], Hypervisor] | None,
+             tool: tuple[str, str, str] | None = None) -> None:
+    DRIVERS[toolstack] = DriverEntry(frozenset(features), make, tool)
 
 
 def driver_features(toolstack: str) -> frozenset[str]:
@@ -78,8 +80,12 @@ def _libvirt(context: DriverContext) -> Hypervisor:
                        addresses=context.addresses())
 
 
-register("xl", {"xl-ssh-transport", "virt-caps", "in-flight-faults"}, _xl)
-register("xm", {"xend-relocation", "virt-caps"}, _xm)
-register("libvirt", {"libvirt-remote"}, _libvirt)
+register("xl", {"xl-ssh-transport", "virt-caps", "in-flight-faults"}, _xl,
+         ("xl", "xen-utils", "the Xen 4.x toolstack"))
+register("xm", {"xend-relocation", "virt-caps"}, _xm,
+         ("xm", "xen-tools (xend)", "the article's toolstack"))
+register("libvirt", {"libvirt-remote"}, _libvirt,
+         ("virsh", "libvirt-clients", "the libvirt toolstack"))
 # QEMU runs on the embedded lab only, which builds its driver itself
-register("qemu", {"qemu-incoming", "memory-audit", "qemu-binary", "in-flight-faults"}, None)
+register("qemu", {"qemu-incoming", "memory-audit", "qemu-binary", "in-flight-faults"}, None,
+         ("qemu-system-x86_64", "qemu-system-x86", "the embedded lab's hypervisor"))

@@ -285,7 +285,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     root.done()
 
     kind = _enum(lab, "kind", LabKind)
-    toolstack = _enum(lab, "toolstack", Toolstack)
+    toolstack = _toolstack(lab)
     lab_name = lab.get("lab", str, what=f"a lab name: {LAB_NAME_RULE}")
     if not is_lab_name(lab_name):  # the one rule of xenlab.names
         raise lab.fail("lab", f"a lab name: {LAB_NAME_RULE}", lab_name)
@@ -510,6 +510,18 @@ def _str_list(r: _Reader, name: str) -> tuple[str, ...]:
     if not value or not all(isinstance(v, str) for v in value):
         raise r.fail(name, "a non-empty list of strings", value)
     return tuple(value)
+
+
+def _toolstack(r: _Reader) -> str:
+    """One of the toolstacks xenlab has a driver for (xenlab/hypervisor/registry.py); the
+    known ones come back as Toolstack members."""
+    from xenlab.hypervisor.registry import DRIVERS
+
+    choices = sorted(DRIVERS)
+    value = r.get("toolstack", str, what=f"one of {choices}")
+    if value not in DRIVERS:
+        raise r.fail("toolstack", f"one of {choices}", value)
+    return Toolstack(value) if value in {t.value for t in Toolstack} else value
 
 
 def _enum(r: _Reader, name: str, kind: type[Any], default: Any = None) -> Any:

@@ -133,7 +133,7 @@ class Inventory:
     path: str
     lab: str
     kind: LabKind
-    toolstack: Toolstack
+    toolstack: str  # a name of xenlab/hypervisor/registry.py (the known ones: Toolstack)
     distribution: str
     network: IPv4Network
     bridge: str

@@ -40,7 +40,7 @@ class RealLab(BlockDeviceStorage):
         self.cache = cache
         self._hosts: dict[str, Host] = {}
         names = [h.name for h in inventory.by_role(Role.RESOURCE)]
-        self.hypervisor: Hypervisor = make_driver(inventory.toolstack.value, DriverContext(
+        self.hypervisor: Hypervisor = make_driver(inventory.toolstack, DriverContext(
             inventory, {n: self.host(n) for n in names}, {n: self.runner(n) for n in names}))
         self.features = lab_features(inventory)
 

@@ -201,7 +201,7 @@ def config_steps(inventory: Inventory, toolstack: str) -> list[Step]:
     article's record, and the domain XML rendered from it, which `virsh create` reads)."""
     text = render_domain_config(inventory.domain, toolstack=toolstack)
     files = [(inventory.domain.config_path, text)]
-    if inventory.toolstack.value == "libvirt":
+    if inventory.toolstack == "libvirt":
         xml = render_libvirt_xml(parse_domain_config(text, inventory.domain.config_path))
         files.append((libvirt_xml_path(inventory), xml))
     return [_file_step(spec.name, f"domain config {path}", path, content)
@@ -252,7 +252,7 @@ XEND_CONFIG = "/etc/xen/xend-config.sxp"
 def relocation_steps(inventory: Inventory) -> list[Step]:
     """xm only: xend's relocation server on the configured port, open to the resource hosts
     alone; xend restarted only when its config changed. (xl migrates over ssh: nothing.)"""
-    if inventory.toolstack.value != "xm":
+    if inventory.toolstack != "xm":
         return []
     port = inventory.relocation_port
     allow = " ".join(f"^{h.name}$" for h in inventory.resources)
@@ -274,7 +274,7 @@ def article_plan(inventory: Inventory, image_b64: str = "<xenimage.tgz, base64>"
     """The whole set-up of the article's lab for `inventory`: what `--lab-plan` prints and
     `--lab-provision` runs on a real lab."""
     etherd = f"/dev/etherd/{inventory.aoe.target}"
-    toolstack = "xm" if inventory.toolstack.value == "xm" else "xl"  # libvirt: xl's syntax
+    toolstack = "xm" if inventory.toolstack == "xm" else "xl"  # libvirt: xl's syntax
     steps = export_steps(inventory) if inventory.kind.value == "real" else []
     return [*steps, *storage_steps(inventory, etherd), *image_steps(inventory, image_b64, digest),
             *config_steps(inventory, toolstack), *relocation_steps(inventory)]
