@@ -255,7 +255,9 @@ def test_a_real_lab_closes_its_sockets_and_removes_only_an_empty_directory(
     text = (Path(__file__).parents[2] / "inventories/xl.yml").read_text()
     lab = RealLab(parse_inventory(text, "xl.yml"), progress=Progress(lambda line: None))
     control = jr.control_dir("xl")
-    assert lab.runner("xen_resource_1") and control.is_dir()  # made on first use
+    assert lab.runner("xen_resource_1") and not control.exists()  # describing makes nothing
+    lab._make_control_dir()  # what up() does first
+    assert control.is_dir()
     (control / "notes.txt").write_text("someone's")
     lab.down()
     assert (control / "notes.txt").read_text() == "someone's"
@@ -266,5 +268,5 @@ def test_a_real_lab_closes_its_sockets_and_removes_only_an_empty_directory(
     decoy.mkdir()
     control.symlink_to(decoy, target_is_directory=True)
     with pytest.raises(LabError, match="is a symlink"):
-        RealLab(parse_inventory(text, "xl.yml"), progress=Progress(lambda line: None))
+        RealLab(parse_inventory(text, "xl.yml"), progress=Progress(lambda line: None)).up()
     assert decoy.is_dir() and not any(decoy.iterdir()) and control.is_symlink()

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class RealLab(BlockDeviceStorage):
 
     def up(self) -> None:
         try:
+            self._make_control_dir()
             self._connect()
         except BaseException:
             self.down()  # the connections opened so far, and their socket directory
@@ -134,16 +136,19 @@ class RealLab(BlockDeviceStorage):
         return host_runner(self.inventory.host(name), self.accept_new_host_keys,
                            self._control_path)
 
-    @functools.cached_property
+    @property
     def _control_path(self) -> str:
         """One SSH connection per host for the whole run (testinfra's checks and xenlab's
-        own commands share it): sockets in /run/xenlab/<lab>, closed by `down()`."""
+        own commands share it): sockets in /run/xenlab/<lab>, made by `up()` and closed by
+        `down()` (nothing is made on this machine by merely describing the lab)."""
+        return str(jr.control_dir(self.inventory.lab) / "%C")
+
+    def _make_control_dir(self) -> None:
         directory = jr.control_dir(self.inventory.lab)
         if directory.is_symlink():
             raise LabError(f"{directory} is a symlink: xenlab keeps its SSH sockets only in a "
                            "directory of its own")
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return str(directory / "%C")
 
     def fault_injector(self) -> None:
         return None  # never on someone's machines: the fault suite kills and cuts
@@ -178,6 +183,9 @@ class RealLab(BlockDeviceStorage):
                 prefix = self.runner(spec.name).prefix  # [ssh, options..., user@host, --]
                 subprocess.run([*prefix[:-2], "-O", "exit", prefix[-2]], capture_output=True,
                                check=False, timeout=10)
+        deadline = time.monotonic() + 5.0  # a master unlinks its socket just after `-O exit`
+        while any(p.is_socket() for p in directory.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         try:
             directory.rmdir()  # empty once every master has exited
         except OSError:
