@@ -376,3 +376,14 @@ def test_bad_host_names_are_refused(name: str) -> None:
     assert err.key == "all.children.resources.hosts" + (f".{name}" if name else "")
     assert err.found == name
     assert "a host name of 1-32 letters, digits, '_', '.' and '-'" in err.expected
+
+
+def test_a_built_lab_runs_only_the_toolstacks_it_can() -> None:
+    """An embedded lab always runs QEMU, the embedded Xen lab xl or libvirt: an inventory
+    that says otherwise is refused rather than silently run on something else."""
+    with pytest.raises(InventoryError, match=r"toolstack: expected one of \['qemu'\] for a "
+                                             r"embedded lab, found 'xl'"):
+        parse_inventory(EMBEDDED.replace("toolstack: qemu", "toolstack: xl"))
+    xen = (REPO / "inventories/embedded-xen.yml").read_text()
+    with pytest.raises(InventoryError, match=r"\['xl', 'libvirt'\] for a embedded-xen lab"):
+        parse_inventory(xen.replace("toolstack: xl", "toolstack: xm"))

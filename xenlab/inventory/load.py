@@ -286,6 +286,9 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
 
     kind = _enum(lab, "kind", LabKind)
     toolstack = _toolstack(lab)
+    runs = BUILT_TOOLSTACKS.get(kind)
+    if runs is not None and toolstack not in runs:  # what a built lab runs is what it says
+        raise lab.fail("toolstack", f"one of {list(runs)} for a {kind.value} lab", str(toolstack))
     lab_name = lab.get("lab", str, what=f"a lab name: {LAB_NAME_RULE}")
     if not is_lab_name(lab_name):  # the one rule of xenlab.names
         raise lab.fail("lab", f"a lab name: {LAB_NAME_RULE}", lab_name)
@@ -510,6 +513,10 @@ def _str_list(r: _Reader, name: str) -> tuple[str, ...]:
     if not value or not all(isinstance(v, str) for v in value):
         raise r.fail(name, "a non-empty list of strings", value)
     return tuple(value)
+
+
+# the toolstacks each kind of lab built here can run (a real lab runs any registered one)
+BUILT_TOOLSTACKS = {LabKind.EMBEDDED: ("qemu",), LabKind.EMBEDDED_XEN: ("xl", "libvirt")}
 
 
 def _toolstack(r: _Reader) -> str:

@@ -3,6 +3,7 @@ reaped after a killed run, torn down after any other (see EmbeddedLab, EmbeddedX
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -50,7 +51,7 @@ class BuiltLab(Strategy):
     def running_guest(self) -> RunningDomain | None:
         return running_copy(self.hypervisor, self.inventory.domain.name)
 
-    @property
+    @functools.cached_property
     def features(self) -> frozenset[str]:
         from xenlab.lab.select import lab_features  # the table of what each lab can do
 

@@ -34,8 +34,7 @@ def lab_features(inventory: Inventory) -> frozenset[str]:
     """Everything the inventory's lab can do: its own features and its driver's. The fault
     suite needs a lab built here (it kills processes, cuts links) and a driver that sets a
     fault off in flight."""
-    toolstack = "qemu" if inventory.kind is LabKind.EMBEDDED else inventory.toolstack
-    features = LAB_FEATURES[inventory.kind] | driver_features(toolstack)
+    features = LAB_FEATURES[inventory.kind] | driver_features(inventory.toolstack)
     if "built-here" in features and "in-flight-faults" in features:
         features |= {"fault-injection"}
     check_features(features, f"lab {inventory.lab}")
