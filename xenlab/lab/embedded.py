@@ -160,6 +160,7 @@ class EmbeddedLab(BuiltLab):
         self.storage_facts: StorageFacts | None = None
         self.guest_host: str | None = None  # where vm1 runs now
         self._driver: QemuDriver | None = None
+        self._lv_ranges: dict[tuple[str, ...], ByteRange] | None = None  # for device_ref
 
     # -- naming --------------------------------------------------------------------------
     @property
@@ -177,6 +178,7 @@ class EmbeddedLab(BuiltLab):
 
     def _forget_hosts(self) -> None:
         self.hosts.clear()
+        self._lv_ranges = None
 
     def keep(self) -> str:
         """Leave the lab up after this run; `xenlab lab down` removes it later."""
@@ -599,12 +601,14 @@ class EmbeddedLab(BuiltLab):
     def device_ref(self, host: str, path: str) -> DiskRef | None:
         """No device nodes here: an LV path (/dev/VG/LV, as LVM names it) is its byte range
         in the exported image; any other path is no device."""
-        parts = path.removeprefix("/dev/").split("/")
-        views = self.lvm_views()
-        if not path.startswith("/dev/") or len(parts) != 2 or not any(
-                (v.vg, v.name) == (parts[0], parts[1]) for v in parse_lvs(views[0].lvs)):
+        parts = tuple(path.removeprefix("/dev/").split("/"))
+        if self._lv_ranges is None:  # the image's LVM metadata, read once: made, never changed
+            report = self.export_lvm_reports()
+            self._lv_ranges = {(v.vg, v.name): lv_range(report, v.vg, v.name)
+                               for v in parse_lvs(report.lvs)}
+        rng = self._lv_ranges.get(parts) if path.startswith("/dev/") else None
+        if rng is None:
             return None
-        rng = lv_range(views[0], parts[0], parts[1])
         return DiskRef(self.inventory.storage.name, str(self.image_path), rng.offset, rng.size)
 
     def _cut_later(self, destination: str, after_s: float = 0.3) -> threading.Timer:
