@@ -20,6 +20,7 @@ from xenlab.report.extras import Attach
 
 
 @pytest.mark.destructive
+@pytest.mark.needs("fault-injection")
 @pytest.mark.parametrize("fault", list(MigrationFault), ids=[f.value for f in MigrationFault])
 def test_migration_fault_survived(fault: MigrationFault,
                                   faulted_migration: Callable[[MigrationFault], FaultOutcome],
@@ -35,7 +36,7 @@ def test_migration_fault_survived(fault: MigrationFault,
 
 
 @pytest.mark.destructive
-@pytest.mark.needs("storage-outage")
+@pytest.mark.needs("fault-injection", "storage-outage")
 def test_storage_outage_survived(storage_outage: Callable[[], FaultOutcome], results: Results,
                                  attach: Attach) -> None:
     outcome = storage_outage()
