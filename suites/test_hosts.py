@@ -41,6 +41,6 @@ def test_role_tools_present(lab_host_name: str, host_of: Callable[[str], Host],
     spec = inventory.host(lab_host_name)
     host = host_of(lab_host_name)
     missing = [f"{t.command} (package {t.package}: {t.why})"
-               for t in required_tools(spec.role, inventory.toolstack, lab.features)
+               for t in required_tools(spec.role, lab.hypervisor.toolstack, lab.features)
                if not host.exists(t.command)]
     assert not missing, f"missing on {lab_host_name}: " + ", ".join(missing)

@@ -229,11 +229,12 @@ def parse_xl_migrate(stamped: Sequence[tuple[float, str]]) -> XlMigration:
 # so the lines are timed as they reach the controller, as xl's are. The messages are those
 # XendCheckpoint and XendDomainInfo log on the source and on the destination.
 XEND_LOG = "/var/log/xen/xend.log"
+XEND_STARTED = re.compile(r"XendDomainInfo\.completeRestore done")  # logged last, on arrival
 XEND_EVENTS = (
     ("source", "suspend_requested", re.compile(r"\bSuspending \d+ \.\.\.")),
     ("source", "suspended", re.compile(r"\bDomain \d+ suspended\.")),
     ("destination", "restore_started", re.compile(r"\[xc_restore\]:")),
-    ("destination", "started", re.compile(r"XendDomainInfo\.completeRestore done")),
+    ("destination", "started", XEND_STARTED),
 )
 _XEND_ERROR = re.compile(r"^\[[^]]*\] ERROR \([^)]*\) (.*)$")
 
@@ -324,7 +325,8 @@ class XenCliDriver(HostStates):
     def diagnostics(self) -> list[tuple[str, str]]:
         """What a failed run keeps of each dom0: the hypervisor's log and the toolstack's."""
         if self.toolstack == "xm":
-            return [("xm-dmesg", "xm dmesg"), ("xend", f"tail -n 500 {XEND_LOG}")]
+            return [("xm-dmesg", "xm dmesg"),
+                    ("xend", f"tail -n 500 {shlex.quote(self.xend_log)}")]
         return [("xl-dmesg", "xl dmesg"),
                 ("xl-logs", "tail -n 200 /var/log/xen/xl-*.log /var/log/xen/qemu-dm-*.log "
                             "2>/dev/null; true")]
@@ -420,7 +422,7 @@ class XenCliDriver(HostStates):
             ended = self.clock()
             deadline = time.monotonic() + settle_s  # the destination logs its start last
             while rc == 0 and time.monotonic() < deadline and not any(
-                    where == "destination" and "completeRestore done" in line
+                    where == "destination" and XEND_STARTED.search(line)
                     for _, where, line in list(stamped)):
                 time.sleep(0.05)
         finally:
