@@ -148,3 +148,21 @@ def test_a_toolstack_without_a_driver_for_ssh_hosts_is_one_error() -> None:
     inventory = load_inventory(str(REPO / "inventories" / "xl.yml"))
     with pytest.raises(LabError, match="toolstack qemu has no driver for hosts reached over SSH"):
         make_driver("qemu", DriverContext(inventory, {}, {}))
+
+
+def test_every_driver_lists_the_copies_of_a_domain_on_every_host() -> None:
+    """`copies` is one verb of the protocol: xl's half-received `vm1--incoming` is a copy,
+    another domain is not (saved `xl list` of the embedded Xen lab, plus a receiving one)."""
+    from tests.unit.test_xl import _FakeHost, _Result
+    from xenlab.hypervisor.base import DomainState
+    from xenlab.hypervisor.xen import XenCliDriver
+
+    listed = (Path(__file__).parents[1] / "data/xen/xl-list.txt").read_text()
+    receiving = listed.replace("vm1 ", "vm1--incoming ").replace("-b----", "--p---")
+    receiving += "vm2                                          4    96     1     -b----       0.1\n"
+    hosts = {"xen_resource_1": _FakeHost({"xl list": _Result(0, listed)}),
+             "xen_resource_2": _FakeHost({"xl list": _Result(0, receiving)})}
+    driver = XenCliDriver("xl", hosts)  # type: ignore[arg-type]
+    assert driver.copies("vm1") == [("xen_resource_1", "vm1", DomainState.RUNNING),
+                                    ("xen_resource_2", "vm1--incoming", DomainState.PAUSED)]
+    assert driver.running_on("vm1") == ["xen_resource_1"]

@@ -93,6 +93,7 @@ class Hypervisor(DomainQueries, Protocol):
     toolstack: str
 
     def states(self, domain: str) -> dict[str, DomainState]: ...
+    def copies(self, domain: str) -> list[tuple[str, str, DomainState]]: ...  # see HostStates
     def host_facts(self, host: str) -> HostFacts: ...
     def diagnostics(self) -> list[tuple[str, str]]: ...  # (name, read-only shell command)
     def migrate(self, domain: str, source: str, destination: str, timeout: float = 300.0,
@@ -112,6 +113,18 @@ class HostStates:
 
     def running_on(self, domain: str) -> list[str]:
         return [h for h, s in self.states(domain).items() if s is DomainState.RUNNING]
+
+    def copies(self, domain: str) -> list[tuple[str, str, DomainState]]:
+        """Every copy of `domain` on every host, (host, name, state): a driver whose
+        toolstack names a half-received copy differently (xl's `vm1--incoming`) lists
+        those too."""
+        return [(h, domain, s) for h, s in self.states(domain).items()
+                if s is not DomainState.ABSENT]
+
+
+def is_copy_of(name: str, domain: str) -> bool:
+    """`name` is `domain` or a toolstack's copy of it in transit (`vm1--incoming`)."""
+    return name == domain or name.startswith(f"{domain}--")
 
 
 def sole_host(driver: DomainQueries, domain: str) -> str | None:

@@ -89,3 +89,5 @@ register("libvirt", {"libvirt-remote"}, _libvirt,
 # QEMU runs on the embedded lab only, which builds its driver itself
 register("qemu", {"qemu-incoming", "memory-audit", "qemu-binary", "in-flight-faults"}, None,
          ("qemu-system-x86_64", "qemu-system-x86", "the embedded lab's hypervisor"))
+# the fake lab's in-memory hypervisor (xenlab/hypervisor/fake.py), for xenlab's own tests
+register("fake", {"in-flight-faults"}, None)

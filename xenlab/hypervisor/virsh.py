@@ -26,6 +26,7 @@ from xenlab.hypervisor.base import (
     Injection,
     MigrationResult,
     RunningDomain,
+    is_copy_of,
     kib_to_mib,
 )
 
@@ -446,6 +447,11 @@ class VirshDriver(HostStates):
     def list_domains(self, host: str) -> list[VirshDomain]:
         return parse_virsh_list(self._check(host, virsh_argv("list", "--all",
                                                              connect=self.connect)))
+
+    def copies(self, domain: str) -> list[tuple[str, str, DomainState]]:
+        """With the copies libxl is still receiving (`vm1--incoming`) or left behind."""
+        return [(host, d.name, listed_state(d)) for host in self.hosts
+                for d in self.list_domains(host) if is_copy_of(d.name, domain)]
 
     def state(self, host: str, domain: str) -> DomainState:
         found = [d for d in self.list_domains(host) if d.name == domain]

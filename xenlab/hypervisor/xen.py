@@ -26,6 +26,7 @@ from xenlab.hypervisor.base import (
     Injection,
     MigrationResult,
     RunningDomain,
+    is_copy_of,
 )
 
 
@@ -372,6 +373,11 @@ class XenCliDriver(HostStates):
 
     def listed(self, host: str) -> list[ListedDomain]:
         return parse_xl_list(self._check(host, f"{self.toolstack} list"))
+
+    def copies(self, domain: str) -> list[tuple[str, str, DomainState]]:
+        """With the copies xl is still receiving (`vm1--incoming`) or left behind."""
+        return [(host, d.name, listed_state(d)) for host in self.hosts
+                for d in self.listed(host) if is_copy_of(d.name, domain)]
 
     def migrate(self, domain: str, source: str, destination: str,
                 timeout: float = 300.0, injection: Injection | None = None) -> MigrationResult:

@@ -423,7 +423,7 @@ def _host(hv: _Reader, name: str, role: Role, kind: LabKind,
           known_hosts: str | None = None) -> HostSpec:
     address = _address(hv, "ansible_host")
     # the embedded Xen lab: the storage host a namespace, the dom0s machines reached over SSH
-    in_namespace = kind is LabKind.EMBEDDED or (kind is LabKind.EMBEDDED_XEN
+    in_namespace = kind in (LabKind.EMBEDDED, LabKind.FAKE) or (kind is LabKind.EMBEDDED_XEN
                                                 and role is Role.STORAGE)
     default_conn = Connection.EMBEDDED if in_namespace else Connection.SSH
     conn = _enum(hv, "ansible_connection", Connection, default_conn)
@@ -516,7 +516,8 @@ def _str_list(r: _Reader, name: str) -> tuple[str, ...]:
 
 
 # the toolstacks each kind of lab built here can run (a real lab runs any registered one)
-BUILT_TOOLSTACKS = {LabKind.EMBEDDED: ("qemu",), LabKind.EMBEDDED_XEN: ("xl", "libvirt")}
+BUILT_TOOLSTACKS = {LabKind.EMBEDDED: ("qemu",), LabKind.EMBEDDED_XEN: ("xl", "libvirt"),
+                    LabKind.FAKE: ("fake",)}
 
 
 def _toolstack(r: _Reader) -> str:

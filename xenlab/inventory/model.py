@@ -17,6 +17,7 @@ class LabKind(enum.StrEnum):
     EMBEDDED = "embedded"  # built on this machine from namespaces, vblade, LVM metadata, QEMU
     EMBEDDED_XEN = "embedded-xen"  # built here too, the resource hosts real Xen under QEMU
     REAL = "real"  # existing machines reached over SSH
+    FAKE = "fake"  # in memory only, for xenlab's own tests (xenlab/lab/fake.py)
 
     @property
     def built_here(self) -> bool:

@@ -28,7 +28,13 @@ class FaultInjector(Protocol):
     def copies(self) -> list[tuple[str, str, str]]: ...  # (host, domain, state) everywhere
     def start_duplicate(self, host: str) -> None: ...  # the self-test's lie
     def stop_duplicate(self, host: str) -> None: ...
-    def storage_outage(self, seconds: float) -> str: ...  # with the storage-outage feature
+
+
+class StorageFaults(Protocol):
+    """The storage target stopped under a running guest (offered by a lab whose guest disk
+    goes through AoE: the storage-outage feature)."""
+
+    def storage_outage(self, seconds: float) -> str: ...  # what was done, in words
 
 
 class Lab(Protocol):
@@ -43,6 +49,7 @@ class Lab(Protocol):
     @property
     def hypervisor(self) -> Hypervisor: ...  # the toolstack's driver
     def fault_injector(self) -> FaultInjector | None: ...  # None: no fault suite here
+    def storage_faults(self) -> StorageFaults | None: ...  # None: no storage outage here
     def keep(self) -> str: ...  # leave it up after the run; says so (a real lab always stays)
     def save_logs(self, target: Path) -> Path: ...  # what the lab logged, into target/<lab>
 

@@ -51,6 +51,11 @@ class BuiltLab(Strategy):
     def running_guest(self) -> RunningDomain | None:
         return running_copy(self.hypervisor, self.inventory.domain.name)
 
+    def copies(self) -> list[tuple[str, str, str]]:
+        """(host, domain name, state) of every copy of the guest, as the hypervisor lists
+        them (half-received ones too)."""
+        return [(h, n, s.value) for h, n, s in self.hypervisor.copies(self.inventory.domain.name)]
+
     @functools.cached_property
     def features(self) -> frozenset[str]:
         from xenlab.lab.select import lab_features  # the table of what each lab can do

@@ -30,7 +30,6 @@ from xenlab.errors import LabError
 from xenlab.hosts.access import embedded_host
 from xenlab.hosts.runner import Runner, anchor_argv, host_prefix
 from xenlab.hypervisor.base import (
-    DomainState,
     Injection,
     MigrationFault,
     MigrationResult,
@@ -551,16 +550,8 @@ class EmbeddedLab(BuiltLab):
     def fault_injector(self) -> EmbeddedLab:
         return self
 
-    def storage_outage(self, seconds: float) -> str:
-        raise LabError("the QEMU guest reads the LV's bytes directly, not through AoE: no "
-                       "storage outage to set off (the lab has no storage-outage feature)")
-
-    def copies(self) -> list[tuple[str, str, str]]:
-        """(host, domain name, state) of every QEMU of the guest, by QEMU's own run state."""
-        assert self._driver is not None
-        name = self.inventory.domain.name
-        return [(h, name, s.value) for h, s in self._driver.states(name).items()
-                if s is not DomainState.ABSENT]
+    def storage_faults(self) -> None:
+        return None  # the QEMU guest reads the LV's bytes directly, not through AoE
 
     def start_duplicate(self, host: str) -> None:
         """Self-test only: a second running copy of the guest on `host` (what a lying

@@ -39,11 +39,10 @@ from xenlab.hypervisor.base import (
 )
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config
 from xenlab.hypervisor.virsh import VirshDriver
-from xenlab.hypervisor.virsh import listed_state as virsh_listed_state
 from xenlab.hypervisor.xen import (
     XenCliDriver,
-    listed_state,
     live_migration_blocker,
+    parse_xl_info,
     receiver_pids,
 )
 from xenlab.inventory.model import Inventory, Toolstack
@@ -97,7 +96,6 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         self.qemu_binary = qemu_binary
         self.storage: LabHost | None = None
         self.kit: XenKit | None = None
-        self.xl: XenCliDriver | None = None  # xl info and xl's own domains, whatever drives them
         self._driver: XenCliDriver | VirshDriver | None = None
         self._hosts: dict[str, Host] = {}
         self._vblade: subprocess.Popen[bytes] | None = None
@@ -179,15 +177,15 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         for spec in self.inventory.resources:
             self._wait_ssh(spec.name, procs[spec.name], started)
         names = [h.name for h in self.inventory.resources]
-        self.xl = XenCliDriver("xl", {n: self.host(n) for n in names},
-                               runners={n: self.runner(n) for n in names})
-        self._driver = self.xl
         if self.inventory.toolstack is Toolstack.LIBVIRT:
             for name in names:
                 self._start_libvirtd(name)
             self._driver = VirshDriver(
                 {n: self.host(n) for n in names}, driver="xen",
                 addresses={h.name: str(h.address) for h in self.inventory.resources})
+        else:
+            self._driver = XenCliDriver("xl", {n: self.host(n) for n in names},
+                                        runners={n: self.runner(n) for n in names})
 
     def _start_libvirtd(self, host: str) -> None:
         """libvirtd in a dom0 (no systemd there): started, then asked for its URI."""
@@ -338,6 +336,11 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         return (f"vblade (pid {proc.pid}) on {self.storage.name} stopped for {seconds:g} s, "
                 f"then started again (pid {self._vblade.pid if self._vblade else '?'})")
 
+    def _built_xen(self, host: str) -> dict[str, str]:
+        """The Xen this lab booted on `host`, as `xl info` says (the kit's own check, under
+        either toolstack: not a driver's)."""
+        return parse_xl_info(self._ssh(host, "xl info", timeout=60))
+
     def _ssh(self, host: str, script: str, input: str | None = None,
              timeout: float = 300.0) -> str:
         try:
@@ -395,11 +398,11 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
 
     # -- guest ---------------------------------------------------------------------------
     def enter_vm_running(self) -> None:
-        assert self._driver is not None and self.xl is not None
+        assert self._driver is not None
         inv = self.inventory
         first = inv.resources[0].name
         for spec in inv.resources:  # fail early: a guest Xen here cannot live-migrate
-            blocker = live_migration_blocker(self.xl.info(spec.name),
+            blocker = live_migration_blocker(self._built_xen(spec.name),
                                              inv.domain.guest_type,
                                              hap=dict(inv.domain.options).get("hap", 1) != 0)
             if blocker:
@@ -408,8 +411,7 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
                    else "virsh create " + libvirt_xml_path(inv))
         with self.progress.step(f"{first}: {command}"):
             self._driver.create(first, inv.domain.config_path
-                                   if isinstance(self._driver, XenCliDriver)
-                                   else libvirt_xml_path(inv))
+                                if inv.toolstack is Toolstack.XL else libvirt_xml_path(inv))
         with self.progress.step(f"{inv.domain.name} answers ping and SSH"):
             self.wait_guest()
 
@@ -528,22 +530,8 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
     def fault_injector(self) -> EmbeddedXenLab | None:
         return self if "fault-injection" in self.features else None
 
-    def copies(self) -> list[tuple[str, str, str]]:
-        """(host, domain name, state) of every copy of the guest, half-received ones
-        (`vm1--incoming`) too."""
-        assert self._driver is not None
-        name = self.inventory.domain.name
-        found = []
-        for spec in self.inventory.resources:
-            if isinstance(self._driver, VirshDriver):
-                found += [(spec.name, d.name, virsh_listed_state(d).value)
-                          for d in self._driver.list_domains(spec.name)
-                          if d.name == name or d.name.startswith(f"{name}--")]
-                continue
-            for listed in self._driver.listed(spec.name):
-                if listed.name == name or listed.name.startswith(f"{name}--"):
-                    found.append((spec.name, listed.name, listed_state(listed).value))
-        return found
+    def storage_faults(self) -> EmbeddedXenLab | None:
+        return self if "storage-outage" in self.features else None
 
     def settle(self, destination: str) -> list[str]:
         """After a faulted migration: wait for half-received copies to go away by themselves

@@ -153,6 +153,9 @@ class RealLab(BlockDeviceStorage):
     def fault_injector(self) -> None:
         return None  # never on someone's machines: the fault suite kills and cuts
 
+    def storage_faults(self) -> None:
+        return None  # nor does xenlab stop someone's storage target
+
     def keep(self) -> str:
         """A real lab is never removed: keeping it is closing xenlab's connections."""
         self.down()

@@ -27,6 +27,7 @@ LAB_FEATURES: dict[LabKind, frozenset[str]] = {
     LabKind.EMBEDDED_XEN: frozenset({"aoe-initiator", "device-mapper", "storage-outage",
                                      "built-here"}),
     LabKind.REAL: frozenset({"aoe-initiator", "device-mapper", "provisioning"}),
+    LabKind.FAKE: frozenset({"fault-selftest", "built-here"}),
 }
 
 
@@ -81,6 +82,10 @@ def make_lab(inventory: Inventory, *, progress: Progress, root: Path, cache: Pat
         if reason:
             raise LabUnavailable(reason)
         return EmbeddedXenLab(inventory, progress=progress, root=root, cache=cache)
+    if inventory.kind is LabKind.FAKE:
+        from xenlab.lab.fake import FakeLab
+
+        return FakeLab(inventory, progress=progress, root=root, cache=cache)
     from xenlab.lab.real import RealLab
 
     return RealLab(inventory, progress=progress, cache=cache,

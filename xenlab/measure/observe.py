@@ -56,16 +56,20 @@ def wait_until_steady(prober: Prober, mark: int, minimum_s: float,
         time.sleep(0.05)
 
 
-def observe_migration(lab: Lab, inventory: Inventory, step: Step, witness: GuestWitness,
-                      make_prober: Callable[[], Prober], tcp_interval_s: float,
+def tcp_stream(lab: Lab, inventory: Inventory, interval_s: float) -> TcpStream:
+    """The TCP connection from the observer through the guest's echo service."""
+    return TcpStream(lab.runner(inventory.observer), str(inventory.guest.address), ECHO_PORT,
+                     interval_s=interval_s, python=lab.probe_python)
+
+
+def observe_migration(lab: Lab, step: Step, witness: GuestWitness,
+                      make_prober: Callable[[], Prober], make_stream: Callable[[], TcpStream],
                       results_dir: Path) -> MigrationRecord:
     """Migrate one step while measuring everything; the record, with its timeline written
     under `results_dir`/timelines."""
     witness.ensure(step.scenario)
     before = witness.state()
-    stream = TcpStream(lab.runner(inventory.observer), str(inventory.guest.address),
-                       ECHO_PORT, interval_s=tcp_interval_s,
-                       python=lab.probe_python)
+    stream = make_stream()
     stream.start()
     prober = make_prober()
     prober.start()

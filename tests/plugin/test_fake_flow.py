@@ -1,0 +1,194 @@
+"""The whole flow through the fake lab and fake hypervisor (xenlab/lab/fake.py), with the
+real plugin, fixtures and suites under pytester: the plan, each migration observed by the
+meter, the certification verdict, the fault judge, keep, and the teardown that saves the
+lab's logs. No root, no network: the fake world's outages are what the meter measures."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+FIRST = "::test_live_migration[idle-rt1-xen_resource_1->xen_resource_2]"
+
+INSTRUMENTS = '''
+import pytest
+
+from xenlab.hypervisor.fake import FakeMigration
+from xenlab.lab.fake import FakeGuestData, FakeProber, FakeStream, FakeWitness
+
+SCRIPT = [{script}]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_script(lab):
+    lab.the_world.script[:] = SCRIPT
+
+
+@pytest.fixture(scope="session")
+def make_prober(lab, inventory, lab_options):
+    return lambda: FakeProber(lab.the_world, str(inventory.guest.address),
+                              lab_options.interval_ms / 1000.0)
+
+
+@pytest.fixture(scope="session")
+def make_stream(lab, lab_options):
+    return lambda: FakeStream(lab.the_world, lab_options.tcp_interval_ms / 1000.0)
+
+
+@pytest.fixture(scope="session")
+def guest_witness(lab):
+    return FakeWitness(lab.the_world)
+
+
+@pytest.fixture
+def guest_data(lab):
+    return FakeGuestData(lab.the_world)
+
+
+@pytest.fixture(scope="session")
+def host_facts(lab, results):  # no machines to read a kernel from: the hypervisor's word
+    for name in lab.the_world.hosts:
+        told = lab.hypervisor.host_facts(name)
+        results.hosts[name] = {{"hypervisor": told.version, "toolstack": told.toolstack}}
+    return results.hosts
+'''
+
+
+def fake_inventory(name: str) -> str:
+    text = (REPO / "inventories" / "embedded.yml").read_text()
+    text = re.sub(r"lab: embedded ", f"lab: {name} ", text)
+    text = text.replace("kind: embedded", "kind: fake").replace("toolstack: qemu", "toolstack: fake")
+    return text
+
+
+class FakeRun:
+    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                 name: str) -> None:
+        monkeypatch.setenv("PYTHONPATH", str(REPO))
+        self.pytester = pytester
+        self.name = name
+        self.root = pytester.path / "labs"
+        self.inventory = pytester.path / "fake.yml"
+        self.inventory.write_text(fake_inventory(name))
+        self.results = pytester.path / "out" / "results.json"
+        pytester.makeconftest((REPO / "conftest.py").read_text())
+        (pytester.path / "suites").mkdir()
+
+    def run(self, suite: str, *options: str, script: str = "", test: str = "") -> pytest.RunResult:
+        shutil.copy(REPO / "suites" / suite, self.pytester.path / "suites" / suite)
+        (self.pytester.path / "suites" / "conftest.py").write_text(
+            INSTRUMENTS.format(script=script))
+        return self.pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-rA", f"suites/{suite}{test}",
+            "--lab-inventory", str(self.inventory), "--lab-root", str(self.root),
+            "--lab-results", str(self.results), "--lab-report", "none",
+            "--lab-scenarios", "idle", "--lab-roundtrips", "1", *options)
+
+    def migrations(self) -> list[dict[str, object]]:
+        data = json.loads(self.results.read_text())
+        migrations: list[dict[str, object]] = data["migrations"]
+        return migrations
+
+    @property
+    def directory(self) -> Path:
+        return self.root / self.name
+
+
+def test_a_certification_through_the_fakes_measures_what_the_fake_did(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-ok")
+    result = run.run("test_migration.py",
+                     script="FakeMigration(downtime_ms=40), "
+                            "FakeMigration(downtime_ms=70, total_ms=1500)")
+    result.assert_outcomes(passed=2, skipped=1)  # the baseline comparison: none given
+    first, second = run.migrations()
+    assert (first["source"], first["destination"]) == ("xen_resource_1", "xen_resource_2")
+    assert (second["source"], second["destination"]) == ("xen_resource_2", "xen_resource_1")
+    for record, pause in ((first, 40), (second, 70)):
+        assert record["passed"] and record["status"] == "completed"
+        hypervisor, network = record["hypervisor"], record["network"]
+        assert isinstance(hypervisor, dict) and isinstance(network, dict)
+        assert hypervisor["toolstack"] == "fake" and hypervisor["downtime_ms"] == pause
+        # the meter sees the pause and the network's 5 ms after it, at 1 ms resolution
+        assert pause + 3 <= network["downtime_ms"] <= pause + 12, network
+        assert record["tcp"]["longest_stall_ms"] >= pause  # type: ignore[index]
+    assert not run.directory.exists()  # torn down
+    assert not (run.results.parent / "lab-logs").exists()  # nothing failed: no logs kept
+
+
+def test_a_verdict_that_fails_keeps_the_labs_logs_and_still_tears_down(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-slow")
+    result = run.run("test_migration.py", script="FakeMigration(downtime_ms=1300, total_ms=1600)")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    out = result.stdout.str()
+    assert re.search(r"network downtime 13\d\d\.\d ms > limit 1000 ms", out), out
+    first = run.migrations()[0]
+    assert not first["passed"] and first["hypervisor"]["downtime_ms"] == 1300  # type: ignore[index]
+    events = run.results.parent / "lab-logs" / "fake-slow" / "fake-events.log"
+    assert "fake migrate vm1 xen_resource_1 -> xen_resource_2" in events.read_text()
+    assert (run.results.parent / "lab-logs" / "fake-slow" / "lab.json").is_file()
+    assert not run.directory.exists()
+
+
+def test_a_failed_migration_is_said_and_the_next_step_names_it(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-fail")
+    result = run.run("test_migration.py",
+                     script='FakeMigration(fail="destination refused the domain")')
+    result.assert_outcomes(failed=2, skipped=1)
+    out = result.stdout.str()
+    assert "status failed: destination refused the domain" in out
+    assert ("not run: vm1 is on xen_resource_1, not on xen_resource_2, before "
+            "idle-rt1-xen_resource_2->xen_resource_1: the migration "
+            "idle-rt1-xen_resource_1->xen_resource_2 failed") in out, out
+
+
+def test_a_guest_that_never_comes_back_is_an_open_outage_not_a_small_one(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-lost")
+    result = run.run("test_migration.py", script="FakeMigration(never_back=True)", test=FIRST)
+    result.assert_outcomes(failed=1)
+    assert "had not come back when the meter stopped" in result.stdout.str()
+    network = run.migrations()[0]["network"]
+    assert isinstance(network, dict) and network["gap_open"]
+    assert network["downtime_ms"] >= 9000, network  # the whole 10 s after, not 0.2 ms
+
+
+def test_the_fault_judge_through_the_fakes_and_its_self_test(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-faults")
+    result = run.run("test_faults.py", "--lab-fault-suite")
+    result.assert_outcomes(passed=3, skipped=1)  # the storage outage: no storage-outage here
+    assert "a guest disk that goes through AoE" in result.stdout.str()
+    faults = json.loads(run.results.read_text())["faults"]
+    assert [f["fault"] for f in faults] == ["link-cut", "destination-killed", "cancel"]
+    assert all(f["status"] in ("failed", "cancelled") and not f["problems"] for f in faults)
+    lie = run.run("test_faults.py", "--lab-fault-suite", "--lab-fault-selftest",
+                  "duplicate-guest", test="::test_migration_fault_survived[link-cut]")
+    lie.assert_outcomes(failed=1)
+    assert "runs on xen_resource_1, xen_resource_2; it must run on exactly one host" in (
+        lie.stdout.str())
+
+
+def test_a_kept_fake_lab_stays_until_lab_down(pytester: pytest.Pytester,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-kept")
+    result = run.run("test_migration.py", "--lab-keep", test=FIRST)
+    result.assert_outcomes(passed=1)
+    assert "lab 'fake-kept' kept up; remove it with `xenlab lab down --lab fake-kept`" in (
+        result.stdout.str() + result.stderr.str())
+    journal = json.loads((run.directory / "lab.json").read_text())
+    assert journal["kept"] is True
+    down = subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab",
+                           "fake-kept", "--root", str(run.root)], capture_output=True,
+                          text=True, cwd=REPO, check=False)
+    assert down.returncode == 0, down.stderr
+    assert not run.directory.exists()
