@@ -39,9 +39,19 @@ from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
 from xenlab.hypervisor.qmp import block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
+from xenlab.lab.build.cut import cut, uncut
+from xenlab.lab.build.network import SWITCH_BRIDGE, add_switch
+from xenlab.lab.build.sshkit import (
+    client_key,
+    guest_host_key,
+    guest_ssh,
+    namespace_proxy,
+    ssh_entry,
+)
+from xenlab.lab.build.vblade import sparse_image, start_vblade
 from xenlab.lab.built import BuiltLab
 from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
-from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
+from xenlab.lab.image import GuestSsh, stage_root
 from xenlab.net.iproute import link_address
 from xenlab.progress import Progress
 from xenlab.storage.lvm import (
@@ -58,7 +68,6 @@ from xenlab.storage.lvm import (
 from xenlab.storage.ref import DiskRef
 
 DEFAULT_CACHE = Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
-DROPBEAR = "/usr/sbin/dropbear"
 # the fault suite: a migration capped at this rate lasts seconds, and the fault is set off
 # this long into it
 FAULT_BANDWIDTH_MIB_S = 16
@@ -204,17 +213,14 @@ class EmbeddedLab(BuiltLab):
             (directory / "etc").mkdir(parents=True, exist_ok=True)
             self.hosts[spec.name] = LabHost(spec, self.namespace(spec.name), directory,
                                             self.journal)
-        self._add_namespace(self.switch)
-        self._ip(self.switch, "link", "add", "br0", "type", "bridge", "stp_state", "0",
-                 "forward_delay", "0")
-        self._ip(self.switch, "link", "set", "br0", "up")
+        add_switch(self._add_namespace, self._ip, self.switch)
         prefix = inv.network.prefixlen
         for index, host in enumerate(self.hosts.values()):
             self._add_namespace(host.namespace)
             port = f"p{index}"
             self._ip(self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
                      "netns", host.namespace)
-            self._ip(self.switch, "link", "set", port, "master", "br0", "up")
+            self._ip(self.switch, "link", "set", port, "master", SWITCH_BRIDGE, "up")
             self._ip(host.namespace, "link", "set", "lo", "up")
             self._ip(host.namespace, "link", "set", "eth0", "up")
             address = f"{host.address}/{prefix}"
@@ -263,21 +269,13 @@ class EmbeddedLab(BuiltLab):
         assert self.journal is not None
         inv = self.inventory
         image = self.image_path
-        image.parent.mkdir(parents=True, exist_ok=True)
-        self.journal.add_image(str(image))
-        with open(image, "wb") as f:  # sparse: only what is written takes space
-            f.truncate(inv.image_size)
+        sparse_image(self.journal, image, inv.image_size)
         self.storage_facts = self._make_lvm(str(image))
         storage = self.lab_hosts(Role.STORAGE)[0]
         if "no-vblade" in self.faults:  # the guest's disk is the image itself: it still runs
             return
-        argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.interface, str(image)]
-        proc = storage.runner.spawn(argv, log=str(storage.directory / "vblade.log"))
-        storage.record_process(proc.pid, "vblade")
-        time.sleep(0.1)
-        if proc.poll() is not None:
-            log = (storage.directory / "vblade.log").read_text(errors="replace")
-            raise LabError(f"vblade on {storage.name} exited {proc.returncode}: {log[-500:]}")
+        start_vblade(storage.runner, storage.name, inv.aoe, image,
+                     storage.directory / "vblade.log", storage.record_process)
 
     def _lvm_runner(self) -> Runner:
         conf = self.directory / "lvm"
@@ -364,27 +362,15 @@ class EmbeddedLab(BuiltLab):
 
     def _make_ssh(self) -> GuestSsh:
         """A client key and a guest host key of this lab's own; the host key is pinned."""
-        inv = self.inventory
-        d = self.ssh_dir
-        d.mkdir(parents=True, exist_ok=True)
-        self.local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"xenlab-{inv.lab}",
-                        "-f", str(d / "id_ed25519")])
-        self.local.run(["dropbearkey", "-t", "ed25519", "-f", str(d / "guest_host_key")])
-        public = self.local.run(["dropbearkey", "-y", "-f", str(d / "guest_host_key")]).stdout
-        host_key = next((line.split()[:2] for line in public.splitlines()
-                         if line.startswith("ssh-")), None)
-        if host_key is None:
-            raise LabError(f"dropbearkey -y printed no public key: {public!r}")
+        inv, d = self.inventory, self.ssh_dir
+        client_key(self.local, d, f"xenlab-{inv.lab}")
+        host_key = guest_host_key(self.local, d)
         guest = inv.guest
-        (d / "known_hosts").write_text(f"{guest.name},{guest.address} {' '.join(host_key)}\n")
+        (d / "known_hosts").write_text(f"{guest.name},{guest.address} {host_key}\n")
         storage = self.lab_hosts(Role.STORAGE)[0]
-        (d / "config").write_text(ssh_config(
-            guest.name, str(guest.address), d,
-            proxy=f"ip netns exec {storage.namespace} busybox nc %h %p"))
-        ldd = self.local.run(["ldd", DROPBEAR]).stdout
-        return GuestSsh(server=DROPBEAR, libraries=tuple(parse_ldd(ldd)),
-                        host_key=d / "guest_host_key",
-                        authorized_key=(d / "id_ed25519.pub").read_text())
+        (d / "config").write_text(ssh_entry(guest.name, str(guest.address), d,
+                                            namespace_proxy(storage.namespace)))
+        return guest_ssh(self.local, d)
 
     @property
     def ssh_dir(self) -> Path:
@@ -522,8 +508,7 @@ class EmbeddedLab(BuiltLab):
             if cut is not None:
                 cut.cancel()
             if cut is not None or fault is MigrationFault.LINK_CUT:
-                self.runner(destination).run(["nft", "delete", "table", "inet", "xenlab_cut"],
-                                             check=False)
+                uncut(self.runner(destination))
         if result.completed:
             self.guest_host = destination
         return result
@@ -540,9 +525,7 @@ class EmbeddedLab(BuiltLab):
 
     def _cut(self, destination: str) -> str:
         port = self.inventory.relocation_port
-        self.runner(destination).run(["nft", "-f", "-"], input=(
-            "table inet xenlab_cut {\n chain input {\n  type filter hook input priority 0;\n"
-            f"  tcp dport {port} drop\n }}\n}}\n"))
+        cut(self.runner(destination), port)
         return f"nftables on {destination} drops tcp port {port} (the migration stream)"
 
     fault_timeout_s = 15.0  # a faulted migration of the small QEMU guest (capped rate)
@@ -610,21 +593,3 @@ class EmbeddedLab(BuiltLab):
 
     def observer_runner(self) -> Runner:
         return self.hosts[self.inventory.observer].runner  # never 'controller' (the loader)
-
-
-
-def ssh_config(name: str, address: str, directory: Path, proxy: str) -> str:
-    """OpenSSH client config reaching the guest through a lab host's namespace."""
-    return "\n".join([
-        f"Host {name} {address}",
-        f"  HostName {address}",
-        "  User root",
-        f"  IdentityFile {directory / 'id_ed25519'}",
-        "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {directory / 'known_hosts'}",
-        "  StrictHostKeyChecking yes",
-        "  BatchMode yes",
-        f"  ProxyCommand {proxy}",
-        "  ConnectTimeout 15",
-        "",
-    ])

@@ -47,10 +47,20 @@ from xenlab.hypervisor.xen import (
 )
 from xenlab.inventory.model import Inventory, Toolstack
 from xenlab.lab import journal as jr
+from xenlab.lab.build.cut import cut, uncut
+from xenlab.lab.build.network import SWITCH_BRIDGE, add_switch
+from xenlab.lab.build.sshkit import (
+    client_key,
+    guest_host_key,
+    guest_ssh,
+    namespace_proxy,
+    ssh_entry,
+)
+from xenlab.lab.build.vblade import sparse_image, start_vblade
 from xenlab.lab.built import BuiltLab
-from xenlab.lab.embedded import DEFAULT_CACHE, DROPBEAR, LabHost
+from xenlab.lab.embedded import DEFAULT_CACHE, LabHost
 from xenlab.lab.guestkit import ensure_memcheck, ensure_native_probe
-from xenlab.lab.image import GuestSsh, parse_ldd, stage_root
+from xenlab.lab.image import stage_root
 from xenlab.lab.state import LabState
 from xenlab.lab.xenkit import XenKit, ensure_xen_kit, seed_image
 from xenlab.progress import Progress
@@ -133,10 +143,7 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
     def enter_network(self) -> None:
         self.journal = jr.Journal.create(self.inventory.lab, self.directory)
         inv = self.inventory
-        self._add_namespace(self.switch)
-        self._ip(self.switch, "link", "add", "br0", "mtu", str(HOST_MTU), "type", "bridge",
-                 "stp_state", "0", "forward_delay", "0")
-        self._ip(self.switch, "link", "set", "br0", "up")
+        add_switch(self._add_namespace, self._ip, self.switch, mtu=HOST_MTU)
         spec = inv.storage
         directory = self.directory / spec.name
         (directory / "etc").mkdir(parents=True, exist_ok=True)
@@ -144,7 +151,7 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         self._add_namespace(storage.namespace)
         self._ip(self.switch, "link", "add", "p0", "mtu", str(HOST_MTU), "type", "veth", "peer",
                  "name", "eth0", "netns", storage.namespace)
-        self._ip(self.switch, "link", "set", "p0", "master", "br0", "up")
+        self._ip(self.switch, "link", "set", "p0", "master", SWITCH_BRIDGE, "up")
         self._ip(storage.namespace, "link", "set", "lo", "up")
         self._ip(storage.namespace, "link", "set", "eth0", "mtu", str(HOST_MTU), "up")
         self._ip(storage.namespace, "addr", "add", f"{spec.address}/{inv.network.prefixlen}",
@@ -156,7 +163,7 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         for index, _host in enumerate(inv.resources, start=1):
             self._ip(self.switch, "tuntap", "add", "dev", self.tap(index), "mode", "tap")
             self._ip(self.switch, "link", "set", self.tap(index), "mtu", str(HOST_MTU),
-                     "master", "br0", "up")
+                     "master", SWITCH_BRIDGE, "up")
 
     # -- hosts: Xen and dom0 under QEMU ---------------------------------------------------
     def enter_hosts(self) -> None:
@@ -203,10 +210,8 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         """The lab's client key (also the dom0s' own, for xl migrate between them) and one
         host key per dom0, all pinned in known_hosts here and in every dom0."""
         d = self.ssh_dir
-        d.mkdir(parents=True, exist_ok=True)
         self.control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.local.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                        f"xenlab-{self.inventory.lab}", "-f", str(d / "id_ed25519")])
+        client_key(self.local, d, f"xenlab-{self.inventory.lab}")
         known = []
         for spec in self.inventory.resources:
             key = d / f"host_{spec.name}"
@@ -214,34 +219,19 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
                             "-f", str(key)])
             public = " ".join((key.with_suffix(".pub").read_text().split())[:2])
             known.append(f"{spec.name},{spec.address} {public}")
-        self.local.run(["dropbearkey", "-t", "ed25519", "-f", str(d / "guest_host_key")])
-        out = self.local.run(["dropbearkey", "-y", "-f", str(d / "guest_host_key")]).stdout
-        guest_key = next((" ".join(line.split()[:2]) for line in out.splitlines()
-                          if line.startswith("ssh-")), None)
-        if guest_key is None:
-            raise LabError(f"dropbearkey -y printed no public key: {out!r}")
+        guest_key = guest_host_key(self.local, d)
         guest = self.inventory.guest
         known.append(f"{guest.name},{guest.address} {guest_key}")
         (d / "known_hosts").write_text("\n".join(known) + "\n")
         assert self.storage is not None
-        proxy = f"ip netns exec {self.storage.namespace} busybox nc %h %p"
+        proxy = namespace_proxy(self.storage.namespace)
         (d / "config").write_text("".join(
-            self._ssh_entry(h.name, str(h.address), proxy)
+            ssh_entry(h.name, str(h.address), d, proxy, control=self.control_dir,
+                      connect_timeout=20)
             for h in (*self.inventory.resources, guest)))
         return {"client": (d / "id_ed25519").read_text(),
                 "client_pub": (d / "id_ed25519.pub").read_text(),
                 "known_hosts": (d / "known_hosts").read_text()}
-
-    def _ssh_entry(self, name: str, address: str, proxy: str) -> str:
-        d = self.ssh_dir
-        return "\n".join([
-            f"Host {name} {address}", f"  HostName {address}", "  User root",
-            f"  IdentityFile {d / 'id_ed25519'}", "  IdentitiesOnly yes",
-            f"  UserKnownHostsFile {d / 'known_hosts'}", "  StrictHostKeyChecking yes",
-            "  BatchMode yes", f"  ProxyCommand {proxy}", "  ConnectTimeout 20",
-            "  ControlMaster auto", f"  ControlPath {self.control_dir}/%C",
-            "  ControlPersist 600",
-            "  ServerAliveInterval 10", "", ""])
 
     def _seed_files(self, name: str, keys: dict[str, str]) -> dict[str, tuple[str, int]]:
         d = self.ssh_dir
@@ -300,27 +290,17 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
     def enter_storage(self) -> None:
         assert self.journal is not None and self.storage is not None
         inv = self.inventory
-        image = self.image_path
-        image.parent.mkdir(parents=True, exist_ok=True)
-        self.journal.add_image(str(image))
-        with open(image, "wb") as f:
-            f.truncate(inv.image_size)
+        sparse_image(self.journal, self.image_path, inv.image_size)
         self._start_vblade()
         apply(storage_steps(inv, self.etherd_device), self.runner,
                                  self.progress)
 
     def _start_vblade(self) -> None:
         assert self.storage is not None
-        inv, storage = self.inventory, self.storage
-        argv = ["vblade", str(inv.aoe.shelf), str(inv.aoe.slot), inv.aoe.interface,
-                str(self.image_path)]
-        proc = storage.runner.spawn(argv, log=str(storage.directory / "vblade.log"))
-        storage.record_process(proc.pid, "vblade")
-        time.sleep(0.1)
-        if proc.poll() is not None:
-            raise LabError(f"vblade on {storage.name} exited {proc.returncode}: "
-                           f"{_tail(storage.directory / 'vblade.log')}")
-        self._vblade = proc
+        storage = self.storage
+        self._vblade = start_vblade(storage.runner, storage.name, self.inventory.aoe,
+                                    self.image_path, storage.directory / "vblade.log",
+                                    storage.record_process)
 
     def storage_outage(self, seconds: float) -> str:
         """The storage target stopped (SIGTERM to the vblade this lab started) for `seconds`,
@@ -368,10 +348,7 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         inv = self.inventory
         with tempfile.TemporaryDirectory(prefix="xenlab-image-", dir=self.directory) as tmp:
             root = Path(tmp) / "root"
-            ldd = self.local.run(["ldd", DROPBEAR]).stdout
-            ssh = GuestSsh(server=DROPBEAR, libraries=tuple(parse_ldd(ldd)),
-                           host_key=self.ssh_dir / "guest_host_key",
-                           authorized_key=(self.ssh_dir / "id_ed25519.pub").read_text())
+            ssh = guest_ssh(self.local, self.ssh_dir)
             stage_root(root, hostname=inv.guest.name, root_device=inv.domain.root,
                        filesystem=inv.filesystem, ssh=ssh, hosts=self._hosts_file(),
                        memcheck=ensure_memcheck(self.cache / "guest"))
@@ -494,8 +471,7 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
                                                  injection=injection)
         finally:
             if fault is MigrationFault.LINK_CUT:
-                self.runner(destination).run(["nft", "delete", "table", "inet", "xenlab_cut"],
-                                             check=False)
+                uncut(self.runner(destination))
         if fault is not None:
             result = dataclasses.replace(result, cleanup=tuple(self.settle(destination)))
         return result
@@ -509,9 +485,7 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
 
     def _cut(self, source: str, destination: str) -> str:
         address = self.inventory.host(source).address
-        self.runner(destination).run(["nft", "-f", "-"], input=(
-            "table inet xenlab_cut {\n chain input {\n  type filter hook input priority 0;\n"
-            f"  ip saddr {address} tcp dport 22 drop\n }}\n}}\n"))
+        cut(self.runner(destination), 22, saddr=str(address))
         return (f"nftables on {destination} drops tcp port 22 from {source} ({address}): "
                 "xl's migration stream")
 
