@@ -275,7 +275,14 @@ def test_summary_and_trend(data: Path, tmp_path: Path) -> None:
     base = load_results(data / "results/embedded-run.json")
     html = summary_html(base, [], "inventories/embedded.yml", None, ran=10)
     assert "CERTIFIED" in html and 'id="xenlab-migrations"' in html
-    assert html.count("<tr>") == 1 + len(base.migrations) + 1 + len(base.hosts) and base.hosts
+    table = html[html.index('id="xenlab-migrations"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr>") == 1 + len(base.migrations)
+    distributions = html[html.index("id='xenlab-distributions'"):]
+    distributions = distributions[:distributions.index("</table>")]
+    groups = {(m.scenario, m.direction) for m in base.migrations}
+    assert distributions.count("<tr>") == 1 + len(groups)
+    assert 'id="xenlab-split"' in html and 'id="xenlab-distribution"' in html
     failing = summary_html(base, ["suites/test_aoe.py::test_x"], "inv.yml", None, ran=10)
     assert "NOT CERTIFIED" in failing and "suites/test_aoe.py::test_x" in failing
     newer = parse_results(doctored(data, 2.0))

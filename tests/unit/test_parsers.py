@@ -66,8 +66,11 @@ def test_qmp_migration_figures(data: Path) -> None:
     assert done["status"] == "completed" and figures_settled(done)
     assert isinstance(done["total_time_ms"], float) and done["total_time_ms"] > 0
     assert isinstance(done["bytes_transferred"], int) and done["bytes_transferred"] > 1 << 20
+    # what was left at the switch and the rate: the saved run's 2.6 MB at 1095 Mbit/s
+    assert done["switchover_bytes"] == 2595288 and done["bandwidth_mbps"] == 1094.8281293952182
     active = migration_figures(json.loads((data / "qmp/query-migrate-active.json").read_text()))
     assert active["status"] == "active" and active["downtime_ms"] is None
+    assert active["switchover_bytes"] == 0  # nothing sent paused yet
     failed = migration_figures(json.loads((data / "qmp/query-migrate-failed.json").read_text()))
     assert failed["status"] == "failed" and "Connection refused" in str(failed["error"])
     assert migration_figures({"status": "completed", "total-time": 0})["total_time_ms"] == 0.0

@@ -30,6 +30,8 @@ class MigrationResult:
     downtime_ms: float | None = None
     setup_time_ms: float | None = None
     bytes_transferred: int | None = None
+    switchover_bytes: int | None = None  # left to send when the guest paused (QEMU's
+    bandwidth_mbps: float | None = None  # downtime-bytes and mbps; xl and libvirt: None)
     toolstack: str = ""
     error: str = ""
     # what the toolstack did and said, typed: nothing is passed on in an untyped side channel
@@ -49,6 +51,14 @@ class MigrationResult:
     @property
     def wall_time_ms(self) -> float:
         return (self.ended_at - self.started_at) * 1000.0
+
+    @property
+    def transfer_bound_ms(self) -> float | None:
+        """The shortest pause the transfer figures allow: what was left to send at the
+        switch over the bandwidth (None where the hypervisor does not report both)."""
+        if self.switchover_bytes is None or not self.bandwidth_mbps:
+            return None
+        return self.switchover_bytes * 8 / (self.bandwidth_mbps * 1e6) * 1000.0
 
 
 @dataclass(frozen=True)

@@ -384,6 +384,8 @@ class QemuDriver(HostStates):
             downtime_ms=figures["downtime_ms"],  # type: ignore[arg-type]
             setup_time_ms=figures["setup_time_ms"],  # type: ignore[arg-type]
             bytes_transferred=figures["bytes_transferred"],  # type: ignore[arg-type]
+            switchover_bytes=figures["switchover_bytes"],  # type: ignore[arg-type]
+            bandwidth_mbps=figures["bandwidth_mbps"],  # type: ignore[arg-type]
             toolstack=self.toolstack, error=str(figures.get("error", "")),
             command=f"QMP migrate tcp:{dst.address}:{self.relocation_port}",
             total_time_source="QMP query-migrate", memory_audit=memory, injection=injection,

@@ -24,6 +24,10 @@ def migration_figures(reply: Mapping[str, object]) -> dict[str, object]:
         "downtime_ms": _num(reply.get("downtime")),
         "setup_time_ms": _num(reply.get("setup-time")),
         "bytes_transferred": _int(ram.get("transferred")),
+        # what was left to send when the guest was paused, and the rate QEMU measured: the
+        # transfer's own lower bound on the pause (a completed migration reports both)
+        "switchover_bytes": _int(ram.get("downtime-bytes")),
+        "bandwidth_mbps": _num(ram.get("mbps")),
         "error": str(reply.get("error-desc", "")),
     }
 

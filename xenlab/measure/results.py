@@ -50,6 +50,7 @@ class Results:
     migrations: list[MigrationRecord] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)  # the fault suite's outcomes
+    checks: list[dict[str, str]] = field(default_factory=list)  # every check's outcome
 
     def to_json(self) -> str:
         return json.dumps({
@@ -57,6 +58,7 @@ class Results:
             "calibration": self.calibration,
             "migrations": [m.__dict__ for m in self.migrations],
             **({"faults": self.faults} if self.faults else {}),
+            **({"checks": self.checks} if self.checks else {}),
         }, indent=2, default=str)
 
     def write(self, path: Path) -> Path:
@@ -165,7 +167,8 @@ def parse_results(text: str, source: str = "results.json") -> Results:
                                    _show(m["ended_at"]))
         migrations.append(MigrationRecord(**m))
     return Results(lab=doc["lab"], hosts=doc["hosts"], calibration=doc["calibration"],
-                   migrations=migrations, run=doc["run"], faults=doc.get("faults", []))
+                   migrations=migrations, run=doc["run"], faults=doc.get("faults", []),
+                   checks=doc.get("checks", []))
 
 
 class _DuplicateKey(Exception):
@@ -356,6 +359,9 @@ _MIGRATION = _object({
         "toolstack": _TEXT_OR_NULL, "total_time_ms": _MS_OR_NULL, "downtime_ms": _MS_OR_NULL,
         "setup_time_ms": _MS_OR_NULL, "wall_time_ms": _MS_OR_NULL,
         "bytes_transferred": _number("an integer >= 0", 0, integer=True, null=True),
+        "switchover_bytes": _number("an integer >= 0", 0, integer=True, null=True),
+        "bandwidth_mbps": _number("a rate in Mbit/s >= 0", 0, null=True),
+        "transfer_bound_ms": _MS_OR_NULL,
         "error": _TEXT_OR_NULL, "note": _TEXT_OR_NULL, "memory_audit": _object(null=True),
         # xl: each progress event, in s after the command started
         "events_s": _object(null=True, values=_number("a number of s >= 0", 0))}),
@@ -392,6 +398,13 @@ _RESULTS = _object({
         required=("injected_ms", "measured_ms", "error_ms"))),
     "migrations": _list(_MIGRATION),
     "faults": _list(_object()),
+    # every check: the report's matrix and the certificate's verdict (xenlab.report.matrix)
+    "checks": _list(_object({"check": _NAME, "host": _TEXT, "variant": _TEXT,
+                             "outcome": _Kind("passed, failed, skipped or error",
+                                              lambda v: v in ("passed", "failed", "skipped",
+                                                              "error")),
+                             "message": _TEXT}, required=("check", "host", "outcome"),
+                            closed=True)),
 }, required=("schema", "run", "lab", "hosts", "calibration", "migrations"), closed=True)
 
 

@@ -4,7 +4,6 @@ timeline and figures, the AoE frames and capture of a host, a fault scenario's s
 from __future__ import annotations
 
 import base64
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -13,21 +12,10 @@ from pytest_html import extras as html_extras
 
 from xenlab.checks.faults import FaultOutcome, describe
 from xenlab.measure.results import MigrationRecord
-from xenlab.report.plots import timeline_png
 
 
 def attach_migration(extras: list[Any], record: MigrationRecord, results_dir: Path) -> None:
-    """A migration's timeline plot, its figures as a table and as JSON."""
-    timeline_file = results_dir / (record.timeline or "")
-    if record.timeline and timeline_file.is_file():
-        timeline = json.loads(timeline_file.read_text())
-        net = record.network or {}
-        gap = None
-        if net.get("gap_start") and net.get("gap_end"):
-            t0 = timeline["t0"]
-            gap = ((net["gap_start"] - t0) * 1000.0, (net["gap_end"] - t0) * 1000.0)
-        png = timeline_png(timeline, record.id, gap, record.hypervisor.get("downtime_ms"))
-        extras.append(html_extras.png(base64.b64encode(png).decode(), name="timeline"))
+    """A migration's figures as a table and as JSON (its timeline is in the summary's grid)."""
     rows = [("status", record.status)]
     rows += [(f"hypervisor {k}", v) for k, v in record.hypervisor.items() if k != "error"]
     rows += [(f"network {k}", v) for k, v in (record.network or {}).items()

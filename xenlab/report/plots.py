@@ -1,4 +1,5 @@
-"""Plots for the report (matplotlib, PNG bytes): a migration's timeline, and an overview."""
+"""Plots for the report (matplotlib, PNG bytes), in one style: a migration's timeline, the
+distributions over repeats, the downtime split, the meter's calibration, trends."""
 
 from __future__ import annotations
 
@@ -11,23 +12,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+NETWORK, HYPERVISOR, RECONVERGE, BASELINE, LIMIT = "#1f77b4", "#ff7f0e", "#9ecae1", "#9e9e9e", "#d62728"
+STYLE: dict[str, Any] = {"font.size": 8, "axes.titlesize": 9, "axes.grid": True, "grid.alpha": 0.3,
+         "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 7}
+plt.rcParams.update(STYLE)  # type: ignore[arg-type]
 
-def _png(fig: Any) -> bytes:
+
+def _png(fig: Any, dpi: int = 90) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
 
 
 def timeline_png(timeline: dict[str, Any], title: str, gap: tuple[float, float] | None = None,
-                 hv_downtime_ms: float | None = None) -> bytes:
+                 hv_downtime_ms: float | None = None, size: tuple[float, float] = (9, 3.2),
+                 dpi: int = 90) -> bytes:
     """RTT of every probe over time, lost probes marked, the migration's span and the
     longest gap shaded. `timeline` is the JSON written per migration (times in ms from t0);
     `gap` is the longest reply gap in the same time base."""
     probes = timeline["probes"]
     ok = [(p[1] / 1000.0, p[2]) for p in probes if p[2] is not None]
     lost = [p[1] / 1000.0 for p in probes if p[2] is None]
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = plt.subplots(figsize=size)
     if ok:
         ax.plot([t for t, _ in ok], [r for _, r in ok], ".", markersize=2, color="#1f77b4",
                 label="RTT of a probe")
@@ -45,8 +52,85 @@ def timeline_png(timeline: dict[str, Any], title: str, gap: tuple[float, float] 
     ax.set_ylabel("RTT (ms)")
     title += f" (hypervisor downtime {hv_downtime_ms:.0f} ms)" if hv_downtime_ms is not None else ""
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6 if size[0] < 6 else 7, loc="upper left")
+    return _png(fig, dpi)
+
+
+def distribution_png(rows: Sequence[str], figures: Sequence[str],
+                     values: Sequence[Sequence[Sequence[float]]],
+                     baseline: Sequence[Sequence[Sequence[float]]] | None = None,
+                     limits: dict[str, float] | None = None) -> bytes:
+    """A strip plot per figure: every value of every (scenario, direction) row shown, its
+    median as a bar; the baseline's values beside in grey. values[f][r] are figure f's
+    values for row r."""
+    height = 0.45 * len(rows) * (2 if baseline else 1) + 1.0
+    fig, axes = plt.subplots(1, len(figures), figsize=(2.6 * len(figures), height),
+                             sharey=True, squeeze=False)
+    for f, (ax, name) in enumerate(zip(axes[0], figures, strict=True)):
+        series = [(values[f], 0.0, NETWORK if f == 0 else HYPERVISOR, "this run")]
+        if baseline:
+            series.append((baseline[f], 0.35, BASELINE, "baseline"))
+        for data, offset, colour, label in series:
+            for r, points in enumerate(data):
+                if not points:
+                    continue
+                ys = [r + offset + 0.12 * ((i % 5) - 2) / 2 for i in range(len(points))]
+                ax.plot(points, ys, "o", markersize=3.5, alpha=0.75, color=colour,
+                        label=label if r == 0 else None)
+                mid = sorted(points)[len(points) // 2]
+                ax.plot([mid, mid], [r + offset - 0.18, r + offset + 0.18], "-", color="black",
+                        linewidth=1.5)
+        limit = (limits or {}).get(name)
+        if limit is not None and any(p > limit * 0.5 for d in values[f] for p in d):
+            ax.axvline(limit, color=LIMIT, linestyle="--", linewidth=1, label=f"limit {limit:g}")
+        ax.set_title(f"{name} (ms)")
+        ax.set_xlim(left=0)
+        if baseline or limit is not None:
+            ax.legend(loc="lower right")
+    axes[0][0].set_yticks(list(range(len(rows))))
+    axes[0][0].set_yticklabels(rows)
+    axes[0][0].invert_yaxis()
+    return _png(fig)
+
+
+def split_png(labels: Sequence[str], pause: Sequence[float], reconverge: Sequence[float],
+              bounds: Sequence[float | None], limit_ms: float | None = None) -> bytes:
+    """Each migration's downtime as the hypervisor's pause plus the network's time to answer
+    again after it; the transfer's lower bound marked where the hypervisor reports it."""
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) + 1.2))
+    ys = list(range(len(labels)))
+    ax.barh(ys, pause, color=HYPERVISOR, label="pause (hypervisor)")
+    ax.barh(ys, reconverge, left=pause, color=RECONVERGE,
+            label="network reconvergence (meter gap − pause)")
+    marked = [(y, b) for y, b in zip(ys, bounds, strict=True) if b is not None]
+    if marked:
+        ax.plot([b for _, b in marked], [y for y, _ in marked], "|", color="black",
+                markersize=12, label="transfer bound")
+    total = [p + r for p, r in zip(pause, reconverge, strict=True)]
+    if limit_ms is not None and max([*total, 0]) > limit_ms * 0.5:
+        ax.axvline(limit_ms, color=LIMIT, linestyle="--", label=f"limit {limit_ms:.0f} ms")
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("downtime (ms)")
+    ax.legend(loc="lower right")
+    return _png(fig)
+
+
+def calibration_png(injected: Sequence[float], measured: Sequence[float | None],
+                    uncertainty: Sequence[float | None]) -> bytes:
+    """The meter against outages of known length: measured over injected, y = x drawn."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    top = max(list(injected) + [m or 0 for m in measured] + [1.0]) * 1.1
+    ax.plot([0, top], [0, top], "-", color=BASELINE, linewidth=1, label="measured = injected")
+    points = [(i, m, u or 0.0) for i, m, u in zip(injected, measured, uncertainty, strict=True)
+              if m is not None]
+    ax.errorbar([p[0] for p in points], [p[1] for p in points], xerr=[p[2] for p in points],
+                fmt="o", color=NETWORK, markersize=4, label="meter")
+    ax.set_xlabel("injected outage (ms)")
+    ax.set_ylabel("measured downtime (ms)")
+    ax.set_title("meter calibration")
+    ax.legend(loc="upper left")
     return _png(fig)
 
 

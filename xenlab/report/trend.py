@@ -11,8 +11,8 @@ from pathlib import Path
 
 from xenlab.measure.results import Results, load_results
 from xenlab.report.facts import changed_facts
+from xenlab.report.html import png_tag
 from xenlab.report.plots import trend_png
-from xenlab.report.summary import png_tag
 
 
 def _median(values: list[float]) -> float | None:

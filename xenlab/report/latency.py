@@ -1,0 +1,144 @@
+"""The report's latency section: every migration's timeline in a grid, the distributions over
+repeats (with the baseline's beside), each downtime split into pause and reconvergence, the
+plausibility of each figure, and the meter's calibration. Records in, HTML out; the only
+input read is the timelines results.json names."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+from xenlab.measure.results import MigrationRecord, Results
+from xenlab.report.html import png_tag
+from xenlab.report.plots import calibration_png, distribution_png, split_png, timeline_png
+from xenlab.report.stats import FIGURES, Group, groups, plausibility, split
+
+STYLE = """
+#xenlab-timelines{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:8px}
+#xenlab-timelines figure{margin:0}#xenlab-timelines figcaption{font-size:11px;color:#555}
+#xenlab-distributions{border-collapse:collapse;font-size:12px}
+#xenlab-distributions td,#xenlab-distributions th{border:1px solid #bbb;padding:2px 5px}
+.xenlab-flag{color:#b71c1c}
+"""
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _row_label(g: Group) -> str:
+    return f"{g.scenario}: {g.direction.replace('->', ' → ')}"
+
+
+def distributions_html(results: Results, baseline: Results | None = None) -> str:
+    mine = groups(results.migrations)
+    if not mine:
+        return "<p>No completed migration: no distribution to show.</p>"
+    theirs = {(g.scenario, g.direction): g for g in groups(baseline.migrations)} if baseline \
+        else {}
+    names = [name for name, _, _ in FIGURES]
+    head = "".join(f"<th>{escape(n)} ms<br>n · median · p95 · max</th>" for n in names)
+    rows = []
+    for g in mine:
+        cells = []
+        for name in names:
+            s = g.summary(name)
+            text = f"{s.n} · {_ms(s.median)} · {_ms(s.p95)} · {_ms(s.max)}"
+            old = theirs.get((g.scenario, g.direction))
+            if old is not None:
+                b = old.summary(name)
+                text += (f"<br><span style='color:#757575'>baseline {b.n} · {_ms(b.median)} · "
+                         f"{_ms(b.p95)} · {_ms(b.max)}</span>")
+            cells.append(f"<td>{text}</td>")
+        rows.append(f"<tr><td>{escape(_row_label(g))}</td>{''.join(cells)}</tr>")
+    limit = (results.lab.get("limits") or {}).get("downtime_ms")
+    plot = distribution_png(
+        [_row_label(g) for g in mine], names,
+        [[g.values[n] for g in mine] for n in names],
+        [[theirs[(g.scenario, g.direction)].values[n] if (g.scenario, g.direction) in theirs
+          else [] for g in mine] for n in names] if baseline else None,
+        {"network downtime": float(limit)} if limit is not None else None)
+    return ("<h4>Distributions over repeats</h4><table id='xenlab-distributions'><tr><th>"
+            f"scenario: direction</th>{head}</tr>{''.join(rows)}</table>" +
+            png_tag(plot, "distribution of each figure over repeats", "xenlab-distribution"))
+
+
+def split_html(results: Results) -> str:
+    parts = [split(m) for m in results.migrations]
+    shown = [p for p in parts if p is not None]
+    interval = float(results.run.get("interval_ms") or 1.0)
+    checks = [plausibility(m, interval) for m in results.migrations]
+    bounds = {c.id: c.bound_ms for c in checks}
+    flags = [(c.id, f) for c in checks for f in c.flags]
+    out = ["<h4>Downtime: the hypervisor's pause and the network's reconvergence</h4>"]
+    if shown:
+        limit = (results.lab.get("limits") or {}).get("downtime_ms")
+        out.append(png_tag(split_png([p.id for p in shown], [p.pause_ms for p in shown],
+                                     [p.reconverge_ms for p in shown],
+                                     [bounds.get(p.id) for p in shown], limit),
+                           "downtime split per migration", "xenlab-split"))
+        out.append("<p>Reconvergence is the meter's gap minus the hypervisor's pause: the "
+                   "time the network took to reach the guest again after it resumed.</p>")
+    else:
+        out.append("<p>The hypervisor reported no pause for these migrations (libvirt's "
+                   "libxl keeps no job figures): no split to show.</p>")
+    if any(b is not None for b in bounds.values()):
+        out.append("<p>Transfer bound: the bytes left to send at the switch over the measured "
+                   "rate; a figure below half of it is a measurement error, one above "
+                   "ten times it plus 100 ms is worth a look.</p>")
+    else:
+        out.append("<p>Transfer bound: not reported by this toolstack (QEMU reports the "
+                   "bytes sent while paused and the rate; xl and libvirt do not).</p>")
+    if flags:
+        out.append("<ul id='xenlab-plausibility'>" + "".join(
+            f"<li class='xenlab-flag'>{escape(i)}: {escape(f)}</li>" for i, f in flags) + "</ul>")
+    else:
+        out.append("<p id='xenlab-plausibility'>Every figure is plausible: no pause shorter "
+                   "than the transfer allows, no meter gap shorter than the pause.</p>")
+    return "\n".join(out)
+
+
+def _timeline(m: MigrationRecord, results_dir: Path) -> str | None:
+    path = results_dir / (m.timeline or "")
+    if not m.timeline or not path.is_file():
+        return None
+    timeline = json.loads(path.read_text())
+    net = m.network or {}
+    gap = None
+    if net.get("gap_start") and net.get("gap_end"):
+        gap = ((net["gap_start"] - timeline["t0"]) * 1000.0,
+               (net["gap_end"] - timeline["t0"]) * 1000.0)
+    png = timeline_png(timeline, m.id, gap, m.hypervisor.get("downtime_ms"), size=(4.8, 2.3),
+                       dpi=72)
+    verdict = "pass" if m.passed else "FAIL: " + "; ".join(m.problems)
+    return (f"<figure>{png_tag(png, f'timeline {m.id}')}<figcaption>{escape(m.id)}: network "
+            f"{_ms(net.get('downtime_ms'))} ms, hypervisor "
+            f"{_ms(m.hypervisor.get('downtime_ms'))} ms · {escape(verdict[:200])}</figcaption>"
+            "</figure>")
+
+
+def timelines_html(results: Results, results_dir: Path) -> str:
+    figures = [f for m in results.migrations if (f := _timeline(m, results_dir))]
+    if not figures:
+        return ""
+    return ("<h4>Every migration's timeline</h4><div id='xenlab-timelines'>" + "".join(figures)
+            + "</div>")
+
+
+def calibration_html(results: Results) -> str:
+    points = results.calibration
+    if not points:
+        return ""
+    return png_tag(calibration_png([p["injected_ms"] for p in points],
+                                   [p["measured_ms"] for p in points],
+                                   [p.get("uncertainty_ms") for p in points]),
+                   "meter calibration: measured against injected", "xenlab-calibration-plot")
+
+
+def latency_html(results: Results, results_dir: Path, baseline: Results | None = None) -> str:
+    if not results.migrations:
+        return ""
+    return "\n".join([f"<style>{STYLE}</style>", '<h3 id="xenlab-latency">Latency</h3>',
+                      distributions_html(results, baseline), split_html(results),
+                      timelines_html(results, results_dir)])
