@@ -19,7 +19,9 @@ die() { echo "setup: $*" >&2; exit 1; }
 PACKAGES=(vblade lvm2 iproute2 nftables iputils-ping busybox-static e2fsprogs util-linux dropbear-bin
           kmod procps libpcap0.8 openssh-client python3-venv python3-pip gcc libc6-dev
           debootstrap  # the embedded Xen lab's dom0 root filesystem
-          chromium)  # chromium: the report's self-test renders it headless
+          chromium  # the report's self-test renders it headless; the certificate is printed by it
+          fonts-dejavu-core  # the certificate's and plots' fonts
+          poppler-utils)  # pdftotext and pdfinfo: the certificate's self-test reads the PDF
 BACKPORTS_PACKAGES=(qemu-system-x86)
 export DEBIAN_FRONTEND=noninteractive
 

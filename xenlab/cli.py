@@ -10,6 +10,7 @@
     xenlab compare OLD.json NEW.json   downtime and loss against a baseline (exit 1: regression)
     xenlab probe TARGET [--interval 1ms] [--duration 30s] [--from HOST]   measure an outage
     xenlab report trend R1.json R2.json ... [-o trend.html]   figures across runs
+    xenlab report certificate RESULTS.json [-o certificate.pdf]   the one-page certificate
 
 Exit codes: 0 ok, 1 a finding or a regression, 2 bad input (one line on stderr says which).
 """
@@ -39,6 +40,7 @@ from xenlab.measure.ping import figures
 from xenlab.measure.prober import Prober, ship_native
 from xenlab.measure.results import Tolerance, compare_results, comparison_table, load_results
 from xenlab.names import LAB_NAME_RULE, is_lab_name
+from xenlab.report.certificate import write_certificate
 from xenlab.report.trend import write_trend
 
 
@@ -194,7 +196,17 @@ def _main(argv: Sequence[str] | None) -> int:
     trend = report_sub.add_parser("trend", help="figures across runs, host facts that changed")
     trend.add_argument("results", type=_path, nargs="+", help="results.json files, oldest first")
     trend.add_argument("-o", "--output", type=_path, default="reports/trend.html")
+    cert = report_sub.add_parser("certificate", help="the one-page PDF certificate of a run, "
+                                 "from its results.json (printed by headless Chromium)")
+    cert.add_argument("results", type=_path, help="an archived run's results.json")
+    cert.add_argument("-o", "--output", type=_path,
+                      help="the PDF to write (default: certificate.pdf beside the results)")
     args = parser.parse_args(argv)
+    if args.command == "report" and args.kind == "certificate":
+        out = Path(args.output) if args.output else Path(args.results).parent / "certificate.pdf"
+        _check_report_output(out, CERTIFICATE_MARK, "certificate")
+        print(f"wrote {write_certificate(Path(args.results), out)}")
+        return 0
     if args.command == "report":
         _check_report_output(Path(args.output))
         print(f"wrote {write_trend(args.results, args.output)}")
@@ -333,18 +345,23 @@ def _probe(args: argparse.Namespace) -> int:
     return 1 if f.gap_open else 0
 
 
-def _check_report_output(path: Path) -> None:
-    """-o writes a new file, or replaces a trend report xenlab wrote; never anything else
-    (a typo such as `-o /etc/passwd` must not overwrite it)."""
+TREND_MARK = b"<title>xenlab trend</title>"
+CERTIFICATE_MARK = b"xenlab certificate"  # the PDF's title, which Chromium writes in clear
+
+
+def _check_report_output(path: Path, mark: bytes = TREND_MARK, what: str = "trend report",
+                         ) -> None:
+    """-o writes a new file, or replaces a report of this kind xenlab wrote; never anything
+    else (a typo such as `-o /etc/passwd` must not overwrite it)."""
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise UserInputError(f"-o {path}: expected a file to write, found "
                              f"{'a symlink' if path.is_symlink() else 'a directory'}")
     if path.exists():
         with path.open("rb") as f:
-            head = f.read(512)
-        if b"<title>xenlab trend</title>" not in head:
-            raise UserInputError(f"-o {path}: the file exists and is not a xenlab trend "
-                                 "report; it is not overwritten (remove it or choose another)")
+            head = f.read(512 if mark == TREND_MARK else 1 << 20)
+        if mark not in head or (mark == CERTIFICATE_MARK and not head.startswith(b"%PDF-")):
+            raise UserInputError(f"-o {path}: the file exists and is not a xenlab {what}; "
+                                 "it is not overwritten (remove it or choose another)")
 
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})"

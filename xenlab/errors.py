@@ -79,3 +79,7 @@ class ParseError(XenlabError):
 def _tail(text: str, limit: int = 400) -> str:
     text = text.strip()
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+class ReportError(XenlabError):
+    """A report could not be written (e.g. Chromium missing for the certificate)."""

@@ -384,8 +384,12 @@ _RESULTS = _object({
     "schema": _TEXT,  # its value is checked first
     "run": _object({"started": _TIME, "finished": _TIME, "interval_ms": _MS,
                     "xenlab": _TEXT_OR_NULL, "prober": _TEXT_OR_NULL, "qemu": _TEXT_OR_NULL,
-                    "faults": _list(), "calibration_attempts": _list()}),
+                    "faults": _list(), "calibration_attempts": _list(),
+                    "verdict": _object({"certified": _FLAG, "ran": _COUNT,
+                                        "failed": _list(_TEXT)},
+                                       required=("certified", "ran", "failed"))}),
     "lab": _object({"name": _TEXT, "kind": _TEXT, "toolstack": _TEXT, "inventory": _TEXT_OR_NULL,
+                    "inventory_sha256": _TEXT_OR_NULL,
                     "distribution": _TEXT_OR_NULL,
                     "limits": _object({"downtime_ms": _MS, "loss_pct": _PCT,
                                        "migration_timeout_s": _number("a number of s >= 0", 0)}),
