@@ -192,3 +192,42 @@ def test_a_kept_fake_lab_stays_until_lab_down(pytester: pytest.Pytester,
                           text=True, cwd=REPO, check=False)
     assert down.returncode == 0, down.stderr
     assert not run.directory.exists()
+
+
+def test_the_report_and_the_certificate_of_a_fake_certification(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """report.html, certificate.pdf, results.json and junit.xml side by side; the page read
+    in Chromium at two widths; the certificate's one page read back as text."""
+    import hashlib
+
+    from tests.pagecheck import CHROMIUM, pdf_pages, pdf_text, view
+
+    run = FakeRun(pytester, monkeypatch, "fake-paper")
+    out = run.results.parent
+    result = run.run("test_migration.py", "--lab-report", str(out / "report.html"),
+                     "--lab-scenarios", "idle,memory-dirty",
+                     script="FakeMigration(downtime_ms=30), FakeMigration(downtime_ms=50)")
+    result.assert_outcomes(passed=4, skipped=1)
+    assert {p.name for p in out.iterdir()} >= {"report.html", "certificate.pdf",
+                                               "results.json", "junit.xml"}
+    results = json.loads(run.results.read_text())
+    assert results["run"]["verdict"] == {"certified": True, "ran": 4, "failed": []}
+    assert results["lab"]["inventory_sha256"] == hashlib.sha256(
+        run.inventory.read_bytes()).hexdigest()
+    assert [c["outcome"] for c in results["checks"]] == ["passed"] * 4 + ["skipped"]
+    html = (out / "report.html").read_text()
+    assert html.index('id="xenlab-matrix"') < html.index('id="xenlab-latency"')
+    assert "No log output captured." not in html
+    pdf = out / "certificate.pdf"
+    assert pdf_pages(pdf) == 1
+    text = pdf_text(pdf)
+    assert "CERTIFIED" in text and "fake-paper" in text
+    assert hashlib.sha256(run.results.read_bytes()).hexdigest() in text
+    assert "Limits: network downtime 1000 ms" in text and "memory-dirty" in text
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: `make setup` installs it")
+    for page in view(out / "report.html", pytester.path):
+        assert all(page.visible.values()), (page.width, page.visible)
+        assert page.broken_images == [] and page.images >= 6  # 4 timelines, split, strip
+        assert page.overflow_px == 0, f"{page.width} px: the page scrolls sideways"
+        assert not page.blank

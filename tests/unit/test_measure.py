@@ -282,7 +282,7 @@ def test_summary_and_trend(data: Path, tmp_path: Path) -> None:
     distributions = distributions[:distributions.index("</table>")]
     groups = {(m.scenario, m.direction) for m in base.migrations}
     assert distributions.count("<tr>") == 1 + len(groups)
-    assert 'id="xenlab-split"' in html and 'id="xenlab-distribution"' in html
+    assert 'id="xenlab-split"' in html and "id='xenlab-distribution'" in html
     failing = summary_html(base, ["suites/test_aoe.py::test_x"], "inv.yml", None, ran=10)
     assert "NOT CERTIFIED" in failing and "suites/test_aoe.py::test_x" in failing
     newer = parse_results(doctored(data, 2.0))
@@ -291,7 +291,7 @@ def test_summary_and_trend(data: Path, tmp_path: Path) -> None:
     assert changed_facts(base.hosts, newer.hosts) == [
         ("xen_resource_1", "kernel", base.hosts["xen_resource_1"]["kernel"], "6.1.0-99-amd64")]
     trend = trend_html([("old.json", base), ("new.json", newer)])
-    assert trend.count("data:image/png;base64,") == 2 * len({(m.scenario, m.direction)
+    assert trend.count("data:image/png;base64,") == 4 * len({(m.scenario, m.direction)
                                                              for m in base.migrations})
     assert "class='changed'" in trend and "6.1.0-99-amd64" in trend
     assert parse_facts("kernel=6.1.0\ncpu=  AMD   EPYC\nempty=\n") == {"kernel": "6.1.0",

@@ -33,8 +33,9 @@ h1 { font-size: 20px; margin: 0 0 4px } h2 { font-size: 13px; margin: 12px 0 4px
 .ok { color: #2e7d32 } .bad { color: #c62828 }
 table { border-collapse: collapse; width: 100% } td, th { border: 1px solid #aaa;
   padding: 2px 4px; text-align: left; vertical-align: top }
-th { background: #eee } .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 9px;
-  overflow-wrap: anywhere } .small { font-size: 9px; color: #555 }
+th { background: #eee } .nw { white-space: nowrap }
+.mono { font-family: "DejaVu Sans Mono", monospace; font-size: 9px; overflow-wrap: anywhere }
+.small { font-size: 9px; color: #555 }
 """
 
 
@@ -83,7 +84,7 @@ def certificate_html(results: Results, results_sha256: str, results_name: str) -
     for g in groups(results.migrations):
         net, hv = g.summary("network downtime"), g.summary("hypervisor downtime")
         total, tcp = g.summary("total time"), g.summary("TCP stall")
-        rows.append(f"<tr><td>{escape(g.scenario)}</td><td>"
+        rows.append(f"<tr><td class='nw'>{escape(g.scenario)}</td><td>"
                     f"{escape(g.direction.replace('->', ' → '))}</td>"
                     f"<td>{net.n}</td><td>{fmt(net.median)} / {fmt(net.p95)} / "
                     f"{fmt(net.max)}</td><td>{fmt(hv.median)}</td><td>{fmt(total.median, 0)}"

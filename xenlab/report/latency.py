@@ -15,7 +15,8 @@ from xenlab.report.plots import calibration_png, distribution_png, split_png, ti
 from xenlab.report.stats import FIGURES, Group, groups, plausibility, split
 
 STYLE = """
-#xenlab-timelines{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:8px}
+#xenlab-timelines,.xenlab-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));
+  gap:8px;align-items:start}
 #xenlab-timelines figure{margin:0}#xenlab-timelines figcaption{font-size:11px;color:#555}
 #xenlab-distributions{border-collapse:collapse;font-size:12px}
 #xenlab-distributions td,#xenlab-distributions th{border:1px solid #bbb;padding:2px 5px}
@@ -53,15 +54,17 @@ def distributions_html(results: Results, baseline: Results | None = None) -> str
             cells.append(f"<td>{text}</td>")
         rows.append(f"<tr><td>{escape(_row_label(g))}</td>{''.join(cells)}</tr>")
     limit = (results.lab.get("limits") or {}).get("downtime_ms")
-    plot = distribution_png(
-        [_row_label(g) for g in mine], names,
-        [[g.values[n] for g in mine] for n in names],
-        [[theirs[(g.scenario, g.direction)].values[n] if (g.scenario, g.direction) in theirs
-          else [] for g in mine] for n in names] if baseline else None,
-        {"network downtime": float(limit)} if limit is not None else None)
-    return ("<h4>Distributions over repeats</h4><table id='xenlab-distributions'><tr><th>"
-            f"scenario: direction</th>{head}</tr>{''.join(rows)}</table>" +
-            png_tag(plot, "distribution of each figure over repeats", "xenlab-distribution"))
+    labels = [_row_label(g) for g in mine]
+    plots = "".join(png_tag(distribution_png(
+        labels, n, [g.values[n] for g in mine],
+        [theirs[(g.scenario, g.direction)].values[n] if (g.scenario, g.direction) in theirs
+         else [] for g in mine] if baseline else None,
+        float(limit) if limit is not None and n == "network downtime" else None),
+        f"{n} over repeats") for n in names)
+    return ("<h4>Distributions over repeats</h4><div class='xenlab-wide'>"
+            "<table id='xenlab-distributions'><tr><th>"
+            f"scenario: direction</th>{head}</tr>{''.join(rows)}</table></div>"
+            f"<div id='xenlab-distribution' class='xenlab-grid'>{plots}</div>")
 
 
 def split_html(results: Results) -> str:

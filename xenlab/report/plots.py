@@ -56,40 +56,35 @@ def timeline_png(timeline: dict[str, Any], title: str, gap: tuple[float, float] 
     return _png(fig, dpi)
 
 
-def distribution_png(rows: Sequence[str], figures: Sequence[str],
-                     values: Sequence[Sequence[Sequence[float]]],
-                     baseline: Sequence[Sequence[Sequence[float]]] | None = None,
-                     limits: dict[str, float] | None = None) -> bytes:
-    """A strip plot per figure: every value of every (scenario, direction) row shown, its
-    median as a bar; the baseline's values beside in grey. values[f][r] are figure f's
-    values for row r."""
-    height = 0.45 * len(rows) * (2 if baseline else 1) + 1.0
-    fig, axes = plt.subplots(1, len(figures), figsize=(2.6 * len(figures), height),
-                             sharey=True, squeeze=False)
-    for f, (ax, name) in enumerate(zip(axes[0], figures, strict=True)):
-        series = [(values[f], 0.0, NETWORK if f == 0 else HYPERVISOR, "this run")]
-        if baseline:
-            series.append((baseline[f], 0.35, BASELINE, "baseline"))
-        for data, offset, colour, label in series:
-            for r, points in enumerate(data):
-                if not points:
-                    continue
-                ys = [r + offset + 0.12 * ((i % 5) - 2) / 2 for i in range(len(points))]
-                ax.plot(points, ys, "o", markersize=3.5, alpha=0.75, color=colour,
-                        label=label if r == 0 else None)
-                mid = sorted(points)[len(points) // 2]
-                ax.plot([mid, mid], [r + offset - 0.18, r + offset + 0.18], "-", color="black",
-                        linewidth=1.5)
-        limit = (limits or {}).get(name)
-        if limit is not None and any(p > limit * 0.5 for d in values[f] for p in d):
-            ax.axvline(limit, color=LIMIT, linestyle="--", linewidth=1, label=f"limit {limit:g}")
-        ax.set_title(f"{name} (ms)")
-        ax.set_xlim(left=0)
-        if baseline or limit is not None:
-            ax.legend(loc="lower right")
-    axes[0][0].set_yticks(list(range(len(rows))))
-    axes[0][0].set_yticklabels(rows)
-    axes[0][0].invert_yaxis()
+def distribution_png(rows: Sequence[str], name: str, values: Sequence[Sequence[float]],
+                     baseline: Sequence[Sequence[float]] | None = None,
+                     limit: float | None = None) -> bytes:
+    """A strip plot of one figure: every value of every (scenario, direction) row shown, its
+    median as a bar; the baseline's values beside in grey. values[r] are row r's values."""
+    height = 0.42 * len(rows) * (2 if baseline else 1) + 1.0
+    fig, ax = plt.subplots(figsize=(4.6, height))
+    series = [(values, 0.0, NETWORK if name.startswith("network") else HYPERVISOR, "this run")]
+    if baseline:
+        series.append((baseline, 0.35, BASELINE, "baseline"))
+    for data, offset, colour, label in series:
+        for r, points in enumerate(data):
+            if not points:
+                continue
+            ys = [r + offset + 0.12 * ((i % 5) - 2) / 2 for i in range(len(points))]
+            ax.plot(points, ys, "o", markersize=3.5, alpha=0.75, color=colour,
+                    label=label if r == 0 else None)
+            mid = sorted(points)[len(points) // 2]
+            ax.plot([mid, mid], [r + offset - 0.18, r + offset + 0.18], "-", color="black",
+                    linewidth=1.5)
+    if limit is not None and any(p > limit * 0.5 for d in values for p in d):
+        ax.axvline(limit, color=LIMIT, linestyle="--", linewidth=1, label=f"limit {limit:g}")
+    ax.set_title(f"{name} (ms): every run, median |")
+    ax.set_xlim(left=0)
+    ax.set_yticks(list(range(len(rows))))
+    ax.set_yticklabels(rows)
+    ax.invert_yaxis()
+    if baseline or limit is not None:
+        ax.legend(loc="lower right")
     return _png(fig)
 
 

@@ -12,6 +12,16 @@ from xenlab.report.html import fmt as _f
 from xenlab.report.latency import calibration_html, latency_html
 from xenlab.report.matrix import CheckOutcome, build_matrix, matrix_html
 
+# over pytest-html's own sheet: readable at phone width (its body is at least 800 px wide),
+# wide tables scroll inside themselves, never the page
+PAGE_STYLE = """
+body{min-width:0;max-width:100%;color:#222}
+code{overflow-wrap:anywhere}
+img{max-width:100%;height:auto}
+#environment,#results-table{display:block;overflow-x:auto;max-width:100%}
+@media (max-width:700px){div.media{float:none;width:100%}h1{font-size:18px}}
+"""
+
 
 def verdict_html(results: Results, failed: list[str], inventory_path: str, ran: int) -> str:
     certified = not failed and ran > 0
@@ -103,7 +113,7 @@ def summary_html(results: Results, failed: list[str], inventory_path: str,
                  hosts: tuple[str, ...] = ()) -> str:
     """The top of the report, in the order a lab owner reads it: the verdict, what changed
     since the baseline, the check matrix, the latency figures, the calibration, the hosts."""
-    parts = [verdict_html(results, failed, inventory_path, ran)]
+    parts = [f"<style>{PAGE_STYLE}</style>", verdict_html(results, failed, inventory_path, ran)]
     if baseline_results is not None:
         parts.append(changes_html(results, baseline_results))
     if results.checks:

@@ -12,7 +12,9 @@ from pathlib import Path
 from xenlab.measure.results import Results, load_results
 from xenlab.report.facts import changed_facts
 from xenlab.report.html import png_tag
-from xenlab.report.plots import trend_png
+from xenlab.report.plots import distribution_png
+from xenlab.report.stats import FIGURES
+from xenlab.report.stats import figure as figure_of
 
 
 def _median(values: list[float]) -> float | None:
@@ -31,7 +33,9 @@ def trend_html(runs: list[tuple[str, Results]]) -> str:
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>xenlab trend</title>"
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
              "font-size:12px}td,th{border:1px solid #999;padding:3px}.changed{background:"
-             "#ffe0b2}</style></head><body><h1>xenlab: migration figures across runs</h1>",
+             "#ffe0b2}.xenlab-grid{display:grid;grid-template-columns:repeat(auto-fill,"
+             "minmax(320px,1fr));gap:8px}img{max-width:100%}</style></head><body>"
+             "<h1>xenlab: migration figures across runs</h1>",
              "<p>Runs: " + ", ".join(escape(x) for x in labels) + "</p>"]
     table = ["<table id='trend'><tr><th>scenario</th><th>direction</th><th>figure</th>" +
              "".join(f"<th>{escape(x)}</th>" for x in labels) + "</tr>"]
@@ -53,13 +57,15 @@ def trend_html(runs: list[tuple[str, Results]]) -> str:
                          "".join(f"<td>{'–' if v is None else f'{v:.1f}'}</td>" for v in values)
                          + "</tr>")
         parts.append(f"<h2>{escape(scenario)}: {escape(direction)}</h2>")
-        parts.append(png_tag(trend_png(labels, {k: v for k, v in series.items()
-                                                if "downtime" in k}, "ms",
-                                       f"{scenario} {direction}: downtime"),
-                             f"downtime trend {scenario} {direction}"))
-        parts.append(png_tag(trend_png(labels, {"total time ms": series["total time ms"]}, "ms",
-                                       f"{scenario} {direction}: total time"),
-                             f"total time trend {scenario} {direction}"))
+        # the report's own strip plots, one row per run: every repeat shown, not a median
+        parts.append("<div class='xenlab-grid'>" + "".join(png_tag(distribution_png(
+            labels, name, [[v for m in r.migrations
+                            if (m.scenario, m.direction) == (scenario, direction)
+                            and m.status == "completed"
+                            and (v := figure_of(m, section, key)) is not None]
+                           for _, r in runs]),
+            f"{name} per run {scenario} {direction}") for name, section, key in FIGURES)
+            + "</div>")
     table.append("</table>")
     parts.append("<h2>All figures</h2>" + "".join(table))
     parts.append("<h2>Host facts that changed</h2>")
