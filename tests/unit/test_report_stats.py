@@ -114,3 +114,22 @@ def test_every_check_in_the_suites_has_its_line_and_step() -> None:
     assert names - set(CHECKS) == set(), "checks without a line in xenlab/report/catalogue.py"
     assert set(CHECKS) - names == set(), "catalogue lines for checks that no longer exist"
     assert all(step in STEPS for _, step in CHECKS.values())
+
+
+def test_with_a_baseline_the_figures_show_both_runs_and_the_changed_facts() -> None:
+    from xenlab.report.summary import summary_html
+
+    base = load_results(DATA / "results/embedded-run.json")
+    now = load_results(DATA / "results/embedded-run.json")
+    now.hosts = {h: dict(f) for h, f in base.hosts.items()}
+    now.hosts["xen_resource_1"]["kernel"] = "6.1.0-99-amd64"
+    html = summary_html(now, [], "inv.yml", None, ran=3, baseline_results=base)
+    changes = html[html.index("id='xenlab-changes'"):]
+    changes = changes[:changes.index("</table>")]
+    assert "xen_resource_1" in changes and "<b>6.1.0-99-amd64</b>" in changes
+    assert html.index("id='xenlab-changes'") < html.index("id='xenlab-distributions'")
+    distributions = html[html.index("id='xenlab-distributions'"):]
+    distributions = distributions[:distributions.index("</table>")]
+    assert distributions.count("baseline 1 · ") == 4 * len(groups(base.migrations))
+    same = summary_html(base, [], "inv.yml", None, ran=3, baseline_results=base)
+    assert "No host fact changed since the baseline." in same
