@@ -19,6 +19,8 @@ body{min-width:0;max-width:100%;color:#222}
 code{overflow-wrap:anywhere}
 img{max-width:100%;height:auto}
 #environment,#results-table{display:block;overflow-x:auto;max-width:100%}
+.controls,.filters,.collapse,.summary{flex-wrap:wrap}
+.summary__data,.summary__spacer{flex:1 1 auto;max-width:100%}
 @media (max-width:700px){div.media{float:none;width:100%}h1{font-size:18px}}
 """
 
