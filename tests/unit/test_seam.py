@@ -166,3 +166,45 @@ def test_every_driver_lists_the_copies_of_a_domain_on_every_host() -> None:
     assert driver.copies("vm1") == [("xen_resource_1", "vm1", DomainState.RUNNING),
                                     ("xen_resource_2", "vm1--incoming", DomainState.PAUSED)]
     assert driver.running_on("vm1") == ["xen_resource_1"]
+
+
+def test_every_driver_implements_the_whole_hypervisor_protocol() -> None:
+    """No driver promises a verb it lacks: each class has every method of the protocol
+    (create, destroy, states, copies, running_on, running_domain, host_facts, diagnostics,
+    migrate), and the fake hypervisor is one of them."""
+    import inspect
+
+    from xenlab.hypervisor.base import Hypervisor
+    from xenlab.hypervisor.fake import FakeHypervisor
+    from xenlab.hypervisor.qemu import QemuDriver
+    from xenlab.hypervisor.virsh import VirshDriver
+    from xenlab.hypervisor.xen import XenCliDriver
+
+    verbs = {name for name, _ in inspect.getmembers(Hypervisor, inspect.isfunction)
+             if not name.startswith("_")}
+    assert {"create", "destroy", "copies", "migrate", "host_facts"} <= verbs
+    for driver in (QemuDriver, XenCliDriver, VirshDriver, FakeHypervisor):
+        lacking = sorted(v for v in verbs if not callable(getattr(driver, v, None)))
+        assert lacking == [], f"{driver.__name__} lacks {lacking}"
+        for verb in verbs:  # the same parameters, by name, as the protocol says
+            wanted = list(inspect.signature(getattr(Hypervisor, verb)).parameters)
+            have = list(inspect.signature(getattr(driver, verb)).parameters)
+            assert have[:len(wanted)] == wanted, (driver.__name__, verb, have)
+
+
+def test_the_fake_hypervisor_creates_and_destroys_where_asked(tmp_path: Path) -> None:
+    from xenlab.hypervisor.base import DomainState
+    from xenlab.hypervisor.fake import FakeHypervisor, fake_world
+
+    inventory = load_inventory(str(Path(__file__).parents[2] / "inventories/embedded.yml"))
+    said: list[str] = []
+    world = fake_world(inventory, said.append)
+    driver = FakeHypervisor(world, inventory)
+    world.start("xen_resource_1")
+    with pytest.raises(LabError, match="runs there already"):
+        driver.create("xen_resource_1", "/etc/xen/vm/vm1")
+    driver.destroy("xen_resource_1", "vm1")
+    assert driver.running_on("vm1") == []
+    driver.create("xen_resource_2", "/etc/xen/vm/vm1")
+    assert driver.copies("vm1") == [("xen_resource_2", "vm1", DomainState.RUNNING)]
+    assert said[-1] == "create vm1 on xen_resource_2 from /etc/xen/vm/vm1"

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from xenlab.errors import LabError
 from xenlab.hypervisor.base import (
     DomainState,
     HostFacts,
@@ -97,6 +98,18 @@ class FakeHypervisor(HostStates):
         self.world = world
         self.inventory = inventory
         self.hosts = {h: None for h in world.hosts}
+
+    def create(self, host: str, config_path: str) -> None:
+        if self.world.copies.get(host) is DomainState.RUNNING:
+            raise LabError(f"{host}: {self.world.domain} runs there already")
+        self.world.copies[host] = DomainState.RUNNING
+        self.world.say(f"create {self.world.domain} on {host} from {config_path}")
+
+    def destroy(self, host: str, domain: str) -> None:
+        if self.world.copies.get(host, DomainState.ABSENT) is DomainState.ABSENT:
+            raise LabError(f"{host}: no {domain} to destroy")
+        self.world.copies[host] = DomainState.ABSENT
+        self.world.say(f"destroy {domain} on {host}")
 
     def state(self, host: str, domain: str) -> DomainState:
         if domain != self.world.domain:

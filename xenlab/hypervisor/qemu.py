@@ -270,6 +270,17 @@ class QemuDriver(HostStates):
                 raise LabError(f"QEMU for {config.name} on {host} gave no QMP answer in {timeout} s")
             time.sleep(0.02)
 
+    def create(self, host: str, config_path: str) -> None:
+        """The protocol's create: QEMU started from the config as `host` has it (the lab
+        hands the driver `config_of`, which reads the inventory's config path there)."""
+        config = self.config_of(host)
+        if not config.get_str("name"):
+            raise LabError(f"{host}: {config_path} names no domain")
+        self.start(host, config)
+
+    def destroy(self, host: str, domain: str) -> None:
+        self.stop(host, domain)
+
     def stop(self, host: str, domain: str) -> None:
         if Path(self._qmp_path(host, domain)).exists():
             try:

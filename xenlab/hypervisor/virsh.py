@@ -436,9 +436,9 @@ class VirshDriver(HostStates):
                            f"{(result.stderr or result.stdout).strip()[-500:]}")
         return str(result.stdout)
 
-    def create(self, host: str, xml_path: str) -> None:
-        """`virsh create FILE`: a transient domain, as `xl create` makes one."""
-        self._check(host, virsh_argv("create", xml_path, connect=self.connect))
+    def create(self, host: str, config_path: str) -> None:
+        """`virsh create FILE` (the domain XML): a transient domain, as `xl create` makes."""
+        self._check(host, virsh_argv("create", config_path, connect=self.connect))
 
     def destroy(self, host: str, domain: str) -> None:
         _check_domain_name(domain)
