@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from testinfra.host import Host
 
@@ -50,6 +50,7 @@ class Lab(Protocol):
     def hypervisor(self) -> Hypervisor: ...  # the toolstack's driver
     def fault_injector(self) -> FaultInjector | None: ...  # None: no fault suite here
     def storage_faults(self) -> StorageFaults | None: ...  # None: no storage outage here
+    def provisioner(self) -> Provisionable | None: ...  # None: xenlab sets nothing up here
     def keep(self) -> str: ...  # leave it up after the run; says so (a real lab always stays)
     def save_logs(self, target: Path) -> Path: ...  # what the lab logged, into target/<lab>
 
@@ -72,8 +73,8 @@ class Lab(Protocol):
     def migrate(self, destination: str) -> MigrationResult: ...
 
 
-@runtime_checkable
 class Provisionable(Protocol):
-    """A lab whose hosts xenlab sets up the article's way when asked (a real lab)."""
+    """A lab whose hosts xenlab sets up the article's way when asked (a real lab, with the
+    provisioning feature): offered by `Lab.provisioner()`."""
 
     def provision(self, allow_wipe: tuple[str, ...] = ()) -> list[Outcome]: ...

@@ -128,6 +128,9 @@ class BuiltLab(Strategy):
                            f"xenlab does not build lab '{self.inventory.lab}' over it; move it "
                            "away or choose another --lab-root or lab name")
 
+    def provisioner(self) -> None:
+        return None  # a lab built here is built set up; `xenlab lab provision` re-checks it
+
     def keep(self) -> str:
         """Leave the lab up after this run; `xenlab lab down` removes it later."""
         if self.journal:

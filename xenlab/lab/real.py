@@ -153,6 +153,9 @@ class RealLab(BlockDeviceStorage):
     def fault_injector(self) -> None:
         return None  # never on someone's machines: the fault suite kills and cuts
 
+    def provisioner(self) -> RealLab:
+        return self  # the article's set-up, when --lab-provision asks for it
+
     def storage_faults(self) -> None:
         return None  # nor does xenlab stop someone's storage target
 
