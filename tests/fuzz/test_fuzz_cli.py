@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from xenlab import cli
 from xenlab.lab import journal as jr
+from xenlab.report import certificate
 
 REPO = Path(__file__).parents[2]
 RESULTS = sorted((REPO / "tests" / "data" / "results").glob("*.json"))
@@ -51,6 +52,10 @@ TEMPLATES = [
     ["report", "trend", "ARG", "-o", "out/trend.html"],
     ["report", "trend", "GOOD", "-o", "OUT"],
     ["report", "trend", "GOOD", "-o", "outside/precious"],
+    ["report", "certificate", "ARG"],
+    ["report", "certificate", "FILE", "-o", "out/certificate.pdf"],
+    ["report", "certificate", "GOOD", "-o", "ARG"],
+    ["report", "certificate", "GOOD", "-o", "outside/precious"],
     ["probe", "999.1.1.1", "--duration", "ARG"],
     ["probe", "999.1.1.1", "--interval", "ARG"],
     ["probe", "198.18.0.1", "--from", "ARG", "--root", "ROOT"],
@@ -79,6 +84,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setattr(jr, "CONTROL_ROOT", base / "run")
     monkeypatch.setattr(jr, "LOCK_ROOT", base / "locks")
     monkeypatch.setattr(cli, "Prober", _never_probe)  # a guard: no fuzzed argv sends a ping
+    # Chromium is not started for each fuzzed case: every input is judged before it runs,
+    # and its absence is the one-line refusal the case must then give
+    monkeypatch.setattr(certificate.shutil, "which", lambda name: None)
     yield base
 
 

@@ -5,6 +5,7 @@ one line naming the file; never anything else."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -17,9 +18,17 @@ from hypothesis import strategies as st
 
 from xenlab.errors import UserInputError, XenlabError
 from xenlab.measure.results import Results, ResultsFileError, compare_results, load_results
-from xenlab.report.trend import run_label
+from xenlab.report.certificate import certificate_html
+from xenlab.report.matrix import CheckOutcome, build_matrix
+from xenlab.report.trend import run_label, trend_html
 
 REAL = Path(__file__).parents[1] / "data" / "results" / "embedded-run.json"
+CHECKS = [{"check": "test_aoe_driver_loaded", "host": "xen_resource_1", "variant": "",
+           "outcome": "passed", "message": ""},
+          {"check": "test_live_migration", "host": "", "variant": "idle-rt1-a",
+           "outcome": "failed", "message": "downtime 1500 ms > limit 1000 ms"},
+          {"check": "test_xl_ssh_transport", "host": "xen_resource_2", "variant": "",
+           "outcome": "skipped", "message": "needs xl"}]
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -46,6 +55,10 @@ def loads_or_refuses(name: str, path: Path, content: bytes) -> None:
     assert isinstance(results, Results)
     compare_results(results, results)
     run_label(results, str(path))
+    # what reads an archived run: the certificate, the trend report, the check matrix
+    assert "xenlab certificate" in certificate_html(results, "0" * 64, str(path))
+    trend_html([(str(path), results)])
+    build_matrix((CheckOutcome.from_dict(c) for c in results.checks), ())
     for m in results.migrations:
         assert m.ended_at >= m.started_at
         for key in ("downtime_ms", "loss_pct"):
@@ -77,6 +90,9 @@ def mutated_document(draw: st.DrawFn) -> bytes:
     (NaN, a string for a number, a bool, a list...), a value nested very deep; then its text
     perhaps cut short (or, unescaped, not UTF-8)."""
     doc = json.loads(REAL.read_text())
+    doc["checks"] = copy.deepcopy(CHECKS)  # what a run of this xenlab adds: every check, the verdict
+    doc["run"]["verdict"] = {"certified": False, "ran": 2, "failed": ["suites/x.py::test_y"]}
+    doc["lab"]["inventory_sha256"] = "0" * 64
     for _ in range(draw(st.integers(1, 4))):
         places = _places(doc)
         if not places:

@@ -103,10 +103,17 @@ def split_html(results: Results) -> str:
 
 
 def _timeline(m: MigrationRecord, results_dir: Path) -> str | None:
-    path = results_dir / (m.timeline or "")
-    if not m.timeline or not path.is_file():
+    """The record's timeline, read only from under the results' own directory."""
+    if not m.timeline:
         return None
-    timeline = json.loads(path.read_text())
+    path = (results_dir / m.timeline).resolve()
+    if results_dir.resolve() not in path.parents or not path.is_file():
+        return None
+    try:
+        timeline = json.loads(path.read_text())
+        timeline["t0"], timeline["probes"], timeline["migration_ms"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     net = m.network or {}
     gap = None
     if net.get("gap_start") and net.get("gap_end"):
