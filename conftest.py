@@ -7,6 +7,7 @@ pytest_plugins = [
     "fixtures.meter",
     "fixtures.migration",
     "fixtures.faults",
+    "fixtures.maintenance",
     "fixtures.findings",
     "fixtures.reporting",
 ]

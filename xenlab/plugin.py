@@ -50,6 +50,8 @@ class LabOptions:
     provision: bool = False
     allow_wipe: tuple[str, ...] = ()
     accept_new_host_keys: bool = False
+    allow_power_off: bool = False
+    evacuation: int = 1  # guests moved at a time when a host is emptied (1: sequential)
     fault_suite: bool = False
     fault_selftest: str | None = None
 
@@ -192,6 +194,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="let provisioning overwrite DEVICE although it carries a filesystem, partition "
              "table or LVM signature (repeatable); without it such a device is refused")
     group.addoption(
+        "--lab-allow-power-off", action="store_true", default=False,
+        help="real lab: let the maintenance suite run the inventory's xenlab_power_off and "
+             "xenlab_power_on commands on an emptied resource host (no environment "
+             "variable: only this flag, typed for the run, allows it)")
+    group.addoption(
+        "--lab-evacuation", metavar="POLICY",
+        help="how the maintenance suite empties a host: sequential, or N guests at a time "
+             "(default: the inventory's run.evacuation, else sequential); env "
+             "XENLAB_EVACUATION")
+    group.addoption(
         "--lab-accept-new-host-keys", action="store_true", default=False,
         help="trust an SSH host key not yet in known_hosts on first use (default: refuse)")
     group.addoption(
@@ -256,6 +268,9 @@ def pytest_configure(config: pytest.Config) -> None:
         provision=bool(config.getoption("lab_provision")),
         allow_wipe=tuple(config.getoption("lab_allow_wipe") or ()),
         accept_new_host_keys=bool(config.getoption("lab_accept_new_host_keys")),
+        allow_power_off=bool(config.getoption("lab_allow_power_off")),
+        evacuation=_evacuation(config.getoption("lab_evacuation")
+                               or os.environ.get("XENLAB_EVACUATION") or run.evacuation),
         fault_suite=_flag(config, "lab_fault_suite", "XENLAB_FAULT_SUITE"),
         fault_selftest=config.getoption("lab_fault_selftest"),
     )
@@ -275,6 +290,18 @@ def pytest_configure(config: pytest.Config) -> None:
     _sigterm_as_interrupt()
 
 
+def _evacuation(value: str) -> int:
+    """sequential (1) or N guests at a time, 1 to 64."""
+    text = str(value).strip()
+    if text == "sequential":
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise pytest.UsageError(f"--lab-evacuation (or XENLAB_EVACUATION, or the inventory's "
+                                f"run.evacuation) {text[:40]!r}: expected sequential or a "
+                                "number of guests at a time, 1 to 64")
+    return int(text)
+
+
 def _honoured_by_the_lab(options: LabOptions, inventory: Inventory) -> None:
     """An option the inventory's lab cannot honour is refused in one line naming the option
     and the lab, never silently ignored."""
@@ -289,7 +316,8 @@ def _honoured_by_the_lab(options: LabOptions, inventory: Inventory) -> None:
              ("--lab-memory-audit (or XENLAB_MEMORY_AUDIT)", options.memory_audit,
               "memory-audit"),
              ("--lab-qemu (or XENLAB_QEMU)", options.qemu != DEFAULT_QEMU, "qemu-binary"),
-             ("--lab-provision", options.provision, "provisioning")]
+             ("--lab-provision", options.provision, "provisioning"),
+             ("--lab-allow-power-off", options.allow_power_off, "power-control")]
     for option, given, needed in asked:
         if given and needed not in features:
             raise pytest.UsageError(

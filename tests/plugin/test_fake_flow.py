@@ -231,3 +231,54 @@ def test_the_report_and_the_certificate_of_a_fake_certification(
         assert page.broken_images == [] and page.images >= 6  # 4 timelines, split, strip
         assert page.overflow_px == 0, f"{page.width} px: the page scrolls sideways"
         assert not page.blank
+
+
+MAINTENANCE = "test_maintenance.py"
+EVACUATE_AND_PULL = ("-k", "emptied_while_service or loses_power")
+
+
+def test_the_emptied_hosts_power_is_pulled_while_the_guest_goes_on(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-power")
+    result = run.run(MAINTENANCE, *EVACUATE_AND_PULL, script="FakeMigration(downtime_ms=30)")
+    result.assert_outcomes(passed=2, deselected=2)
+    data = json.loads(run.results.read_text())
+    window = data["maintenance"][0]
+    assert window["source"] == "xen_resource_1" and window["done"] == [
+        "a_host_is_emptied_while_service_goes_on",
+        "guests_go_on_when_the_emptied_host_loses_power"]
+    assert window["moves"] == [{"guest": "vm1", "source": "xen_resource_1",
+                                "destination": "xen_resource_2"}]
+    assert any("xen_resource_1 powered off" in e["what"] for e in window["events"])
+    # the session gave the emptied host its power back (the phase that would was not run)
+    assert any("xen_resource_1 powered on" in e["what"] for e in window["events"])
+    evacuation = data["migrations"][0]
+    assert evacuation["scenario"] == "evacuation" and evacuation["passed"]
+
+
+def test_a_guest_whose_disk_is_on_the_host_it_left_fails_the_power_pull(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The self-test: the guest's disk is secretly local to the source, so with the source's
+    power off its write cannot be read back, and the check must say so."""
+    run = FakeRun(pytester, monkeypatch, "fake-local")
+    result = run.run(MAINTENANCE, *EVACUATE_AND_PULL, script=(
+        "FakeMigration()]\n\n\n@pytest.fixture(scope='session', autouse=True)\n"
+        "def _local_disk(lab):\n    lab.the_world.disk_on = 'xen_resource_1'\n_ = ["))
+    result.assert_outcomes(passed=1, failed=1, deselected=2)
+    assert "vm1's disk did not give back what it wrote with xen_resource_1 off" in (
+        result.stdout.str())
+    assert "its disk depends on xen_resource_1" in result.stdout.str()
+
+
+def test_no_room_on_any_other_host_moves_nothing(pytester: pytest.Pytester,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    run = FakeRun(pytester, monkeypatch, "fake-full")
+    result = run.run(MAINTENANCE, *EVACUATE_AND_PULL, script=(
+        "]\n\n\n@pytest.fixture(scope='session', autouse=True)\n"
+        "def _full(lab):\n    lab.the_world.free_memory_mib['xen_resource_2'] = 100\n_ = ["))
+    result.assert_outcomes(failed=2, deselected=2)
+    out = result.stdout.str()
+    assert ("nothing moved: vm1 needs 256 MiB and no other host has room for it (free, as "
+            "the fake hypervisor's count counts it: xen_resource_2 100 MiB)") in out, out
+    assert "not run: the phase 'a_host_is_emptied_while_service_goes_on' failed" in out
+    assert json.loads(run.results.read_text())["migrations"] == []

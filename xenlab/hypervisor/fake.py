@@ -60,6 +60,23 @@ class FakeWorld:
     booted: float = field(default_factory=time.time)
     free_memory_mib: dict[str, int] = field(default_factory=dict)
     migrations: int = 0
+    powered_off: set[str] = field(default_factory=set)
+    disk_on: str | None = None  # None: the guest's disk is on the shared storage; else the
+    # host whose local disk it secretly is (the maintenance self-test's lie)
+
+    def power_off(self, host: str) -> None:
+        self.powered_off.add(host)
+        if self.copies.get(host) in (DomainState.RUNNING, DomainState.PAUSED):
+            self.copies[host] = DomainState.ABSENT  # a guest still there dies with it
+            self.silences.append(Silence(time.time(), None))
+        self.say(f"{host} powered off")
+
+    def power_on(self, host: str) -> None:
+        self.powered_off.discard(host)
+        self.say(f"{host} powered on")
+
+    def disk_reachable(self) -> bool:
+        return self.disk_on is None or self.disk_on not in self.powered_off
 
     def start(self, host: str) -> None:
         self.copies = {h: DomainState.ABSENT for h in self.hosts}
@@ -81,7 +98,8 @@ class FakeWorld:
 
     def write(self, name: str, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        self.disk[name] = digest
+        if self.disk_reachable():  # else it stays in the page cache: the disk is gone
+            self.disk[name] = digest
         return digest
 
     def next_migration(self) -> FakeMigration:

@@ -353,6 +353,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         roundtrips=_int(run_r, "roundtrips", 1, 1000, RunDefaults.roundtrips),
         scenarios=tuple(scenarios),
         tcp_interval_ms=_number(run_r, "tcp_interval_ms", RunDefaults.tcp_interval_ms),
+        evacuation=_evacuation_policy(run_r),
     )
     run_r.done()
     lab.done()
@@ -435,8 +436,23 @@ def _host(hv: _Reader, name: str, role: Role, kind: LabKind,
                       "and guest are reached over SSH", conn.value)
     if kind is LabKind.REAL and conn is Connection.EMBEDDED:
         raise hv.fail("ansible_connection", "ssh, paramiko or local on a real lab", conn.value)
+    power = {which: hv.get(f"xenlab_power_{which}", str, "") or None for which in ("off", "on")}
+    if any(power.values()):
+        if kind is not LabKind.REAL or role is not Role.RESOURCE:
+            raise hv.fail("xenlab_power_off", "no power command: only a real lab's resource "
+                          "hosts have them (a lab built here powers its hosts itself)",
+                          power["off"] or power["on"])
+        if not all(power.values()):
+            missing = "off" if not power["off"] else "on"
+            raise hv.fail(f"xenlab_power_{missing}", "a command, as xenlab_power_"
+                          f"{'on' if missing == 'off' else 'off'} is given", "nothing")
+        for which, command in power.items():
+            if command is not None and (len(command) > 1024 or not command.isprintable()):
+                raise hv.fail(f"xenlab_power_{which}", "a one-line command of at most 1024 "
+                              "printable characters", command[:60])
     return HostSpec(
         name=name, role=role, address=address, connection=conn,
+        power_off=power["off"], power_on=power["on"],
         user=hv.get("ansible_user", str, "root"),
         port=_port(hv, "ansible_port", 22),
         key_file=_expand(hv.get("ansible_ssh_private_key_file", str, "") or None),
@@ -518,6 +534,15 @@ def _str_list(r: _Reader, name: str) -> tuple[str, ...]:
 # the toolstacks each kind of lab built here can run (a real lab runs any registered one)
 BUILT_TOOLSTACKS = {LabKind.EMBEDDED: ("qemu",), LabKind.EMBEDDED_XEN: ("xl", "libvirt"),
                     LabKind.FAKE: ("fake",)}
+
+
+def _evacuation_policy(r: _Reader) -> str:
+    value = r.get("evacuation", (str, int), "sequential",  # type: ignore[arg-type]
+                  what="sequential or a number of guests at a time")
+    text = str(value)
+    if text != "sequential" and not (text.isdigit() and 1 <= int(text) <= 64):
+        raise r.fail("evacuation", "sequential or a number of guests at a time, 1 to 64", text)
+    return text
 
 
 def _toolstack(r: _Reader) -> str:

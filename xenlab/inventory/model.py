@@ -50,6 +50,8 @@ class HostSpec:
     key_file: str | None = None
     ssh_config: str | None = None
     known_hosts: str | None = None  # xenlab_known_hosts (or the lab's known_hosts)
+    power_off: str | None = None  # xenlab_power_off: a command run here (real labs only)
+    power_on: str | None = None  # xenlab_power_on
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class RunDefaults:
     roundtrips: int = 3
     scenarios: tuple[str, ...] = ("idle", "memory-dirty")
     tcp_interval_ms: float = 10.0
+    evacuation: str = "sequential"  # the maintenance suite: sequential, or N at a time
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from testinfra.host import Host
 from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import Hypervisor, MigrationFault, MigrationResult, RunningDomain
 from xenlab.inventory.model import Inventory
+from xenlab.lab.power import PowerControl
 from xenlab.provision.steps import Outcome
 from xenlab.storage.lvm import LvmReports
 from xenlab.storage.ref import DiskRef
@@ -51,6 +52,7 @@ class Lab(Protocol):
     def fault_injector(self) -> FaultInjector | None: ...  # None: no fault suite here
     def storage_faults(self) -> StorageFaults | None: ...  # None: no storage outage here
     def provisioner(self) -> Provisionable | None: ...  # None: xenlab sets nothing up here
+    def power_control(self) -> PowerControl | None: ...  # None: no power pull here (now)
     def keep(self) -> str: ...  # leave it up after the run; says so (a real lab always stays)
     def save_logs(self, target: Path) -> Path: ...  # what the lab logged, into target/<lab>
 

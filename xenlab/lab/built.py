@@ -12,6 +12,7 @@ from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import Hypervisor, RunningDomain, running_copy, sole_host
 from xenlab.inventory.model import Inventory
 from xenlab.lab import journal as jr
+from xenlab.lab.power import PowerControl
 from xenlab.lab.state import LabState, Strategy
 from xenlab.progress import Progress
 
@@ -127,6 +128,9 @@ class BuiltLab(Strategy):
             raise LabError(f"{target} already holds files but no lab journal (lab.json), so "
                            f"xenlab does not build lab '{self.inventory.lab}' over it; move it "
                            "away or choose another --lab-root or lab name")
+
+    def power_control(self) -> PowerControl | None:
+        return None  # a lab that offers it (the power-control feature) says how
 
     def provisioner(self) -> None:
         return None  # a lab built here is built set up; `xenlab lab provision` re-checks it

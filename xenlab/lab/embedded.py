@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -100,6 +101,7 @@ class LabHost:
     directory: Path
     journal: jr.Journal
     anchor_pid: int = 0
+    port: str = ""  # its link's port on the lab's switch
     runner: Runner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -217,7 +219,7 @@ class EmbeddedLab(BuiltLab):
         prefix = inv.network.prefixlen
         for index, host in enumerate(self.hosts.values()):
             self._add_namespace(host.namespace)
-            port = f"p{index}"
+            port = host.port = f"p{index}"
             self._ip(self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
                      "netns", host.namespace)
             self._ip(self.switch, "link", "set", port, "master", SWITCH_BRIDGE, "up")
@@ -536,6 +538,9 @@ class EmbeddedLab(BuiltLab):
     def storage_faults(self) -> None:
         return None  # the QEMU guest reads the LV's bytes directly, not through AoE
 
+    def power_control(self) -> NamespacePower:
+        return NamespacePower(self)
+
     def start_duplicate(self, host: str) -> None:
         """Self-test only: a second running copy of the guest on `host` (what a lying
         harness would not notice)."""
@@ -593,3 +598,53 @@ class EmbeddedLab(BuiltLab):
 
     def observer_runner(self) -> Runner:
         return self.hosts[self.inventory.observer].runner  # never 'controller' (the loader)
+
+
+class NamespacePower:
+    """A resource host of the embedded lab powered off hard: every process in its network
+    namespace (its anchor, any QEMU left there) killed with SIGKILL, no shutdown, and its
+    link to the switch down; powered on: the link up and the host's namespaces held again
+    by a new anchor (its /etc, its links and addresses are its disk: they stay)."""
+
+    def __init__(self, lab: EmbeddedLab) -> None:
+        self.lab = lab
+
+    def _host(self, name: str) -> LabHost:
+        host = self.lab.hosts.get(name)
+        if host is None or host.spec.role is not Role.RESOURCE:
+            raise LabError(f"{name} is not a resource host of lab {self.lab.inventory.lab}")
+        return host
+
+    def off(self, name: str) -> str:
+        host = self._host(name)
+        listed = self.lab.local.run(["ip", "netns", "pids", host.namespace]).stdout.split()
+        pids = sorted({int(p) for p in listed if p.isdigit()} | {host.anchor_pid} - {0})
+        for pid in pids:  # inside this lab's own namespace: processes this lab started
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.lab._ip(self.lab.switch, "link", "set", host.port, "down")
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        host.anchor_pid = 0
+        return (f"{name} powered off: SIGKILL to {len(pids)} processes in its namespace "
+                f"({', '.join(map(str, pids))}), its switch port {host.port} down")
+
+    def on(self, name: str) -> str:
+        host = self._host(name)
+        started = time.monotonic()
+        self.lab._ip(self.lab.switch, "link", "set", host.port, "up")
+        host.start_anchor()
+        self.lab._wait_reachable()
+        return (f"{name} powered on: switch port {host.port} up, namespaces held again (pid "
+                f"{host.anchor_pid}), reachable after {time.monotonic() - started:.1f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").is_file() and " Z " not in Path(
+        f"/proc/{pid}/stat").read_text()
+

@@ -134,12 +134,30 @@ class FakeLab(BuiltLab):
     def storage_faults(self) -> None:
         return None
 
+    def power_control(self) -> FakePower:
+        return FakePower(self.the_world)
+
     def start_duplicate(self, host: str) -> None:
         self.the_world.copies[host] = DomainState.RUNNING  # the self-test's lie
         self._say(f"a second {self.the_world.domain} started on {host} (the self-test)")
 
     def stop_duplicate(self, host: str) -> None:
         self.the_world.copies[host] = DomainState.ABSENT
+
+
+class FakePower:
+    """A fake host's power: off, a guest still on it dies; on, it is back at once."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+
+    def off(self, host: str) -> str:
+        self.world.power_off(host)
+        return f"{host} powered off (fake)"
+
+    def on(self, host: str) -> str:
+        self.world.power_on(host)
+        return f"{host} powered on (fake)"
 
 
 class FakeProber:

@@ -22,6 +22,8 @@ FEATURES: dict[str, str] = {
     "in-flight-faults": "a toolstack driver that sets a fault off in a migration in flight",
     "built-here": "a lab built on this machine, which xenlab may break and remove",
     "provisioning": "the article's set-up performed on the lab's hosts (--lab-provision)",
+    "power-control": "a resource host's power pulled and restored (built here: its processes "
+                     "killed; a real lab: the inventory's xenlab_power_off/on commands)",
 }
 
 

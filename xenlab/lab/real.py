@@ -23,6 +23,7 @@ from xenlab.hypervisor.registry import DriverContext, make_driver
 from xenlab.inventory.model import Connection, Inventory, Role
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_native_probe
+from xenlab.lab.power import CommandPower
 from xenlab.lab.select import lab_features
 from xenlab.measure.prober import ship_native
 from xenlab.progress import Progress
@@ -34,8 +35,9 @@ from xenlab.storage.ref import BlockDeviceStorage
 class RealLab(BlockDeviceStorage):
     def __init__(self, inventory: Inventory, *, progress: Progress,
                  cache: Path = Path("/var/cache/xenlab"),
-                 accept_new_host_keys: bool = False) -> None:
+                 accept_new_host_keys: bool = False, allow_power_off: bool = False) -> None:
         self.accept_new_host_keys = accept_new_host_keys
+        self.allow_power_off = allow_power_off
         self.inventory = inventory
         self.progress = progress
         self.cache = cache
@@ -152,6 +154,18 @@ class RealLab(BlockDeviceStorage):
 
     def fault_injector(self) -> None:
         return None  # never on someone's machines: the fault suite kills and cuts
+
+    def power_control(self) -> CommandPower | None:
+        """The inventory's power commands, only when the run allows them explicitly."""
+        if not self.allow_power_off or "power-control" not in self.features:
+            return None
+        return CommandPower(self.inventory, Runner("controller"), self._answers)
+
+    def _answers(self, host: str) -> bool:
+        try:
+            return self.runner(host).run(["true"], check=False, timeout=30).rc == 0
+        except XenlabError:
+            return False
 
     def provisioner(self) -> RealLab:
         return self  # the article's set-up, when --lab-provision asks for it

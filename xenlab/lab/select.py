@@ -23,11 +23,12 @@ EMBEDDED_TOOLS = {"ip": "iproute2", "vblade": "vblade", "pvcreate": "lvm2",
 
 # what each kind of lab brings itself; its toolstack's driver brings the rest
 LAB_FEATURES: dict[LabKind, frozenset[str]] = {
-    LabKind.EMBEDDED: frozenset({"build-faults", "fault-selftest", "built-here"}),
+    LabKind.EMBEDDED: frozenset({"build-faults", "fault-selftest", "built-here",
+                                 "power-control"}),
     LabKind.EMBEDDED_XEN: frozenset({"aoe-initiator", "device-mapper", "storage-outage",
                                      "built-here"}),
     LabKind.REAL: frozenset({"aoe-initiator", "device-mapper", "provisioning"}),
-    LabKind.FAKE: frozenset({"fault-selftest", "built-here"}),
+    LabKind.FAKE: frozenset({"fault-selftest", "built-here", "power-control"}),
 }
 
 
@@ -38,6 +39,9 @@ def lab_features(inventory: Inventory) -> frozenset[str]:
     features = LAB_FEATURES[inventory.kind] | driver_features(inventory.toolstack)
     if "built-here" in features and "in-flight-faults" in features:
         features |= {"fault-injection"}
+    resources = [h for h in inventory.hosts if h.role.value == "resources"]
+    if resources and all(h.power_off and h.power_on for h in resources):
+        features |= {"power-control"}  # a real lab whose every resource host has commands
     check_features(features, f"lab {inventory.lab}")
     return features
 
@@ -61,7 +65,8 @@ def embedded_prerequisites(qemu: str) -> str | None:
 
 def make_lab(inventory: Inventory, *, progress: Progress, root: Path, cache: Path,
              qemu: str = "qemu-system-x86_64", faults: tuple[str, ...] = (),
-             memory_audit: bool = False, accept_new_host_keys: bool = False) -> Lab:
+             memory_audit: bool = False, accept_new_host_keys: bool = False,
+             allow_power_off: bool = False) -> Lab:
     """The lab the inventory names, not yet up. LabUnavailable: it cannot be built here."""
     if inventory.kind is LabKind.EMBEDDED:
         from xenlab.lab.embedded import EmbeddedLab
@@ -89,4 +94,4 @@ def make_lab(inventory: Inventory, *, progress: Progress, root: Path, cache: Pat
     from xenlab.lab.real import RealLab
 
     return RealLab(inventory, progress=progress, cache=cache,
-                   accept_new_host_keys=accept_new_host_keys)
+                   accept_new_host_keys=accept_new_host_keys, allow_power_off=allow_power_off)

@@ -51,6 +51,7 @@ class Results:
     run: dict[str, Any] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)  # the fault suite's outcomes
     checks: list[dict[str, str]] = field(default_factory=list)  # every check's outcome
+    maintenance: list[dict[str, Any]] = field(default_factory=list)  # the maintenance windows
 
     def to_json(self) -> str:
         return json.dumps({
@@ -59,6 +60,7 @@ class Results:
             "migrations": [m.__dict__ for m in self.migrations],
             **({"faults": self.faults} if self.faults else {}),
             **({"checks": self.checks} if self.checks else {}),
+            **({"maintenance": self.maintenance} if self.maintenance else {}),
         }, indent=2, default=str)
 
     def write(self, path: Path) -> Path:
@@ -168,7 +170,7 @@ def parse_results(text: str, source: str = "results.json") -> Results:
         migrations.append(MigrationRecord(**m))
     return Results(lab=doc["lab"], hosts=doc["hosts"], calibration=doc["calibration"],
                    migrations=migrations, run=doc["run"], faults=doc.get("faults", []),
-                   checks=doc.get("checks", []))
+                   checks=doc.get("checks", []), maintenance=doc.get("maintenance", []))
 
 
 class _DuplicateKey(Exception):
@@ -402,6 +404,7 @@ _RESULTS = _object({
         required=("injected_ms", "measured_ms", "error_ms"))),
     "migrations": _list(_MIGRATION),
     "faults": _list(_object()),
+    "maintenance": _list(_object()),  # the maintenance suite's windows (fixtures/maintenance.py)
     # every check: the report's matrix and the certificate's verdict (xenlab.report.matrix)
     "checks": _list(_object({"check": _NAME, "host": _TEXT, "variant": _TEXT,
                              "outcome": _Kind("passed, failed, skipped or error",

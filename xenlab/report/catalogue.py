@@ -16,6 +16,7 @@ STEPS: dict[str, str] = {
     "relocation": "8. xend-relocation-port 8002",
     "start": "9. xm create vm1; ping vm1",
     "migrate": "10. xm migrate --live vm1 xen_resource_2 while pinging",
+    "maintenance": "the promise: a host emptied for maintenance, its power pulled",
     "meter": "the harness itself: the meter",
 }
 
@@ -93,6 +94,16 @@ CHECKS: dict[str, tuple[str, str]] = {
                                                 "migrate"),
     "test_migration_fault_survived": ("a fault mid-migration is survived and told", "migrate"),
     "test_storage_outage_survived": ("a storage outage is survived", "export"),
+    # test_maintenance.py
+    "test_a_host_is_emptied_while_service_goes_on": ("every guest leaves the host, each "
+                                                     "outage within the limits", "maintenance"),
+    "test_guests_go_on_when_the_emptied_host_loses_power": ("with the host's power pulled the "
+                                                            "guests answer and write to disk",
+                                                            "maintenance"),
+    "test_the_host_comes_back_and_is_checked_before_the_guests_return": (
+        "the host comes back: AoE, the LV, relocation", "maintenance"),
+    "test_the_guests_return_to_the_host_they_left": ("the guests return to the host",
+                                                     "maintenance"),
 }
 
 
