@@ -269,8 +269,9 @@ def pytest_configure(config: pytest.Config) -> None:
         allow_wipe=tuple(config.getoption("lab_allow_wipe") or ()),
         accept_new_host_keys=bool(config.getoption("lab_accept_new_host_keys")),
         allow_power_off=bool(config.getoption("lab_allow_power_off")),
-        evacuation=_evacuation(config.getoption("lab_evacuation")
-                               or os.environ.get("XENLAB_EVACUATION") or run.evacuation),
+        evacuation=_evacuation(next(v for v in (config.getoption("lab_evacuation"),
+                                                os.environ.get("XENLAB_EVACUATION"),
+                                                run.evacuation) if v is not None)),
         fault_suite=_flag(config, "lab_fault_suite", "XENLAB_FAULT_SUITE"),
         fault_selftest=config.getoption("lab_fault_selftest"),
     )

@@ -33,6 +33,8 @@ HOSTILE = [
     ("--lab-security", "XENLAB_SECURITY", "maybe", "expected one of warn, fail"),
     ("--lab-pattern", "XENLAB_PATTERN", "star", "expected one of ring, matrix"),
     ("--lab-prober", "XENLAB_PROBER", "fping", "expected one of xenlab, ping"),
+    ("--lab-evacuation", "XENLAB_EVACUATION", "0", "expected sequential or a number"),
+    ("--lab-evacuation", "XENLAB_EVACUATION", "all", "expected sequential or a number"),
     ("--lab-root", "XENLAB_LAB_ROOT", "lab.yml", "expected a directory, found a file"),
     ("--lab-root", "XENLAB_LAB_ROOT", "", "expected a path"),
     ("--lab-cache", "XENLAB_CACHE", "lab.yml", "expected a directory, found a file"),
@@ -97,7 +99,8 @@ def test_a_hostile_option_or_variable_is_one_usage_error(
 OPTIONS = ["--lab-interval", "--lab-roundtrips", "--lab-tcp-interval", "--lab-scenarios",
            "--lab-security", "--lab-pattern", "--lab-prober", "--lab-root", "--lab-cache",
            "--lab-results", "--lab-report", "--lab-baseline", "--lab-inventory",
-           "--lab-fault", "--lab-allow-wipe", "--lab-security-finding", "--lab-qemu"]
+           "--lab-fault", "--lab-allow-wipe", "--lab-security-finding", "--lab-qemu",
+           "--lab-evacuation"]
 
 
 @given(option=st.sampled_from(OPTIONS),

@@ -18,6 +18,8 @@ REPO = Path(__file__).parents[2]
     ("embedded-xen.yml", "--lab-fault=fstab-type", "a lab built broken on purpose"),
     ("embedded.yml", "--lab-provision", "the article's set-up performed"),
     ("embedded-xen-libvirt.yml", "--lab-fault-suite", "faults set off by the lab itself"),
+    ("xl.yml", "--lab-allow-power-off", "a resource host's power pulled and restored"),
+    ("embedded-xen.yml", "--lab-allow-power-off", "a resource host's power pulled"),
 ])
 def test_an_option_the_lab_cannot_honour_is_one_usage_error(
         pytester: pytest.Pytester, inventory: str, option: str, needs: str) -> None:
@@ -71,3 +73,16 @@ def test_a_needed_feature_skips_in_one_place_and_a_typo_is_refused(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown lab feature 'device-maper'" in result.stderr.str()
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two", "", "1e3", "sequential;id"])
+def test_a_bad_evacuation_policy_is_one_usage_error(pytester: pytest.Pytester,
+                                                    value: str) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lab-inventory",
+                                           str(REPO / "inventories" / "embedded.yml"),
+                                           f"--lab-evacuation={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "--lab-evacuation" in err and "expected sequential or a number" in err, err
+    assert "Traceback" not in err + result.stdout.str()
