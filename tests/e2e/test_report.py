@@ -33,7 +33,13 @@ def test_a_full_certification_writes_the_four_files_and_a_report_read_at_a_glanc
     assert {p.name for p in out.iterdir()} >= {"report.html", "certificate.pdf",
                                                "results.json", "junit.xml"}
     results = json.loads((out / "results.json").read_text())
-    assert len(results["migrations"]) == 12 and results["run"]["verdict"]["certified"]
+    planned = [m for m in results["migrations"] if m["scenario"] in ("idle", "memory-dirty")]
+    assert len(planned) == 12 and results["run"]["verdict"]["certified"]
+    # the maintenance window, power pull included (this lab kills its host's processes)
+    window = results["maintenance"][0]
+    assert window["failed"] == "" and len(window["done"]) == 4, window
+    assert any("powered off: SIGKILL to" in e["what"] for e in window["events"]), window
+    assert any("powered on: switch port" in e["what"] for e in window["events"]), window
     html = report.read_text()
     assert "src=\"http" not in html and "<script src=" not in html  # self-contained
     size = report.stat().st_size
