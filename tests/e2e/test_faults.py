@@ -41,6 +41,12 @@ CASES = [
      ["test_no_export_the_inventory_does_not_name[xen_resource_1]",
       "test_no_export_the_inventory_does_not_name[xen_resource_2]"],
      "the storage network also exports e0.1"),
+    # the maintenance suite's self-test: the guest's disk secretly on the host it leaves
+    ("local-disk", "test_maintenance.py",
+     ["test_guests_go_on_when_the_emptied_host_loses_power",
+      "test_the_host_comes_back_and_is_checked_before_the_guests_return",
+      "test_the_guests_return_to_the_host_they_left"],
+     "with xen_resource_1 off"),
     # the cause fails in full; every check that depends on it says so in one line
     ("no-vblade", "test_aoe.py",
      [f"{t}[xen_resource_{n}]" for n in (1, 2) for t in (

@@ -68,6 +68,53 @@ class DiskImage:
     path: str
     offset: int
     size: int
+    nbd: str = ""  # "HOST:PORT/EXPORT": read over NBD from there instead (path is its file)
+
+    def blockdev(self) -> str:
+        if self.nbd:
+            server, _, export = self.nbd.partition("/")
+            host, _, port = server.rpartition(":")
+            return (f"driver=raw,node-name=disk0,file.driver=nbd,file.server.type=inet,"
+                    f"file.server.host={host},file.server.port={port},file.export={export}")
+        return (f"driver=raw,node-name=disk0,offset={self.offset},size={self.size},"
+                f"file.driver=file,file.filename={self.path},file.locking=off")
+
+
+def serve_over_nbd(host: EmbeddedHost, binary: str, image: str, port: int, export: str,
+                   timeout: float = 30.0) -> int:
+    """`image` served read-write over NBD on `host`'s address by a QEMU of its own (no
+    machine: QMP's blockdev-add, nbd-server-start, block-export-add); its PID."""
+    qmp = str(host.directory / f"nbd-{export}.qmp")
+    Path(qmp).unlink(missing_ok=True)
+    proc = host.runner.spawn([binary, "-machine", "none", "-nodefaults", "-display", "none",
+                              "-qmp", f"unix:{qmp},server=on,wait=off"],
+                             log=str(host.directory / f"nbd-{export}.log"))
+    host.record_process(proc.pid, f"nbd export {export}")
+    deadline = time.monotonic() + timeout
+    while not Path(qmp).exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise LabError(f"the NBD server QEMU on {host.name} did not start (exit "
+                           f"{proc.poll()})")
+        time.sleep(0.02)
+    monitor = _Monitor(qmp)
+    monitor.connect_within(QMP_CONNECT_S)
+    monitor.settimeout(QMP_COMMAND_S)
+    try:
+        for command, args in (
+                ("blockdev-add", {"driver": "raw", "node-name": export,
+                                  "file": {"driver": "file", "filename": image}}),
+                ("nbd-server-start", {"addr": {"type": "inet", "data": {
+                    "host": host.address, "port": str(port)}}}),
+                ("block-export-add", {"type": "nbd", "id": export, "node-name": export,
+                                      "name": export, "writable": True})):
+            reply = monitor.cmd_obj({"execute": command, "arguments": args})
+            if "error" in reply:
+                raise LabError(f"NBD server on {host.name}: {command}: "
+                               f"{reply['error'].get('desc', reply)}")
+    finally:
+        with contextlib.suppress(Exception):
+            monitor.close()
+    return proc.pid
 
 
 class EmbeddedHost(Protocol):
@@ -103,8 +150,7 @@ def qemu_argv(*, binary: str, config: DomainConfig, disk: DiskImage, address: IP
         "-serial", f"file:{console}",
         "-kernel", config.get_str("kernel"), "-initrd", config.get_str("ramdisk"),
         "-append", append,
-        "-blockdev", (f"driver=raw,node-name=disk0,offset={disk.offset},size={disk.size},"
-                      f"file.driver=file,file.filename={disk.path},file.locking=off"),
+        "-blockdev", disk.blockdev(),
         "-device", "virtio-blk-pci,drive=disk0",
         "-qmp", f"unix:{qmp},server=on,wait=off",
     ]

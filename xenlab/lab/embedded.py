@@ -36,7 +36,7 @@ from xenlab.hypervisor.base import (
     MigrationResult,
 )
 from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, render_domain_config
-from xenlab.hypervisor.qemu import DiskImage, QemuDriver, tap_name
+from xenlab.hypervisor.qemu import DiskImage, QemuDriver, serve_over_nbd, tap_name
 from xenlab.hypervisor.qmp import block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
 from xenlab.lab import journal as jr
@@ -49,7 +49,7 @@ from xenlab.lab.build.sshkit import (
     namespace_proxy,
     ssh_entry,
 )
-from xenlab.lab.build.vblade import sparse_image, start_vblade
+from xenlab.lab.build.vblade import sparse_copy, sparse_image, start_vblade
 from xenlab.lab.built import BuiltLab
 from xenlab.lab.guestkit import ensure_guest_kit, ensure_memcheck, ensure_native_probe
 from xenlab.lab.image import GuestSsh, stage_root
@@ -88,7 +88,10 @@ FAULTS = {
     "other-export": "the storage host also exports a second image as the next slot",
     "no-vblade": "the storage host exports nothing: its vblade is never started",
     "migration-cut": "0.3 s into each migration the destination drops its relocation port",
+    "local-disk": "the guest's disk is a copy local to the first resource host, served from "
+                  "there over NBD: with that host's power pulled, the guest loses its disk",
 }
+NBD_PORT, NBD_EXPORT = 10809, "local-disk"
 LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
 
 
@@ -386,6 +389,8 @@ class EmbeddedLab(BuiltLab):
         self._driver = QemuDriver(resources, self.qemu_binary, self.resolve_disk, guest,
                                      inv.relocation_port, self.domain_config)
         first = resources[0]
+        if "local-disk" in self.faults:  # the lie: the disk secretly on the first host
+            self._serve_local_disk(first)
         self._driver.start(first.name, self.domain_config(first.name))
         self.guest_host = first.name
         self.wait_guest(timeout=90)
@@ -455,7 +460,22 @@ class EmbeddedLab(BuiltLab):
             raise LabError(f"disk {source!r} of the domain config does not exist on {host} "
                            f"(the lab has {self.inventory.lvm.path})")
         rng = self.storage_facts.lv_range
+        if self._local_disk is not None:
+            return self._local_disk
         return DiskImage(self.storage_facts.image, rng.offset, rng.size)
+
+    _local_disk: DiskImage | None = None
+
+    def _serve_local_disk(self, host: LabHost) -> None:
+        """The local-disk fault: the LV's bytes copied to `host`'s own directory and served
+        from its address over NBD, which every QEMU of the guest then reads."""
+        assert self.storage_facts is not None
+        rng = self.storage_facts.lv_range
+        copy = host.directory / "local-disk.img"
+        sparse_copy(Path(self.storage_facts.image), rng.offset, rng.size, copy)
+        serve_over_nbd(host, self.qemu_binary, str(copy), NBD_PORT, NBD_EXPORT)
+        self._local_disk = DiskImage(str(copy), 0, rng.size,
+                                     nbd=f"{host.address}:{NBD_PORT}/{NBD_EXPORT}")
 
     def wait_guest(self, timeout: float = 60.0) -> float:
         """Wait until the guest answers ping from the observer; returns the seconds waited."""
@@ -622,10 +642,12 @@ class NamespacePower:
         for pid in pids:  # inside this lab's own namespace: processes this lab started
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        self.lab._ip(self.lab.switch, "link", "set", host.port, "down")
         deadline = time.monotonic() + 10
         while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
+        # the link goes only after the processes: their sockets close as they die, as a
+        # crashed host's peers learn at their next packet, rather than after TCP's timeouts
+        self.lab._ip(self.lab.switch, "link", "set", host.port, "down")
         host.anchor_pid = 0
         return (f"{name} powered off: SIGKILL to {len(pids)} processes in its namespace "
                 f"({', '.join(map(str, pids))}), its switch port {host.port} down")

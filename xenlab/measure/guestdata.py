@@ -4,6 +4,7 @@ disk is on the shared storage, not on the host it left."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import shlex
 import time
 
@@ -12,6 +13,7 @@ from testinfra.host import Host
 from xenlab.errors import XenlabError
 
 WITNESS_BYTES = 256 * 1024
+ANSWER_S = 120.0  # the longest one guest command may take (a sync of 256 KiB, a dmesg)
 IO_ERROR_PATTERN = "I/O error|EXT4-fs error|EXT4-fs warning|blk_update_request|Buffer I/O"
 # the guest writes chunks with fsync for ~12 s while the storage target is away; each
 # chunk's digest (from the page cache, i.e. what was written) goes to a list
@@ -30,11 +32,21 @@ sha256sum xenlab-io.[0-9]* >xenlab-io.sums; echo done >xenlab-io.done
 class GuestData:
     """Data the guest writes before a fault and must read back, unchanged, from disk after."""
 
-    def __init__(self, guest: Host) -> None:
+    def __init__(self, guest: Host, answer_s: float = ANSWER_S) -> None:
         self.guest = guest
+        self.answer_s = answer_s
 
     def _sh(self, script: str) -> str:
-        out = self.guest.run("sh -c %s", script)
+        """One shell command in the guest; a guest stuck in I/O (its disk gone) is an error
+        after `answer_s`, never a hung run (the stuck session is left to the teardown)."""
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        try:
+            out = pool.submit(self.guest.run, "sh -c %s", script).result(self.answer_s)
+        except concurrent.futures.TimeoutError:
+            raise XenlabError(f"in the guest: `{script[:60]}` gave no answer within "
+                              f"{self.answer_s:g} s (stuck in I/O?)") from None
+        finally:
+            pool.shutdown(wait=False)
         if out.rc != 0:
             raise XenlabError(f"in the guest: `{script[:60]}` failed (exit {out.rc}): "
                               f"{(out.stderr or out.stdout).strip()[-300:]}")

@@ -3,6 +3,7 @@ the real vblade, started in the storage host's namespace and recorded in the jou
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +21,32 @@ def sparse_image(journal: jr.Journal, path: Path, size: int) -> None:
     journal.add_image(str(path))
     with open(path, "wb") as f:
         f.truncate(size)
+
+
+def sparse_copy(source: Path, offset: int, size: int, target: Path) -> None:
+    """`size` bytes of `source` from `offset` into a new sparse file: only the data is read
+    and written (SEEK_DATA/SEEK_HOLE), the holes stay holes."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        dst.truncate(size)
+        fd, pos, end = src.fileno(), offset, offset + size
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # no data after pos
+                break
+            if data >= end:
+                break
+            hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+            src.seek(data)
+            dst.seek(data - offset)
+            left = hole - data
+            while left > 0:
+                chunk = src.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                left -= len(chunk)
+            pos = hole
 
 
 def start_vblade(runner: Runner, host: str, aoe: AoeSpec, image: Path, log: Path,
