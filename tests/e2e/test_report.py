@@ -23,12 +23,6 @@ def test_a_full_certification_writes_the_four_files_and_a_report_read_at_a_glanc
 
     assert CHROMIUM is not None, "chromium is not installed: `make setup` installs it"
     inventory, root, name = lab_files
-    # CI runs this beside the two TCG Xen labs on 2 cores: a 100-180 ms outage then costs
-    # 7 % of a 1.7 s window's probes (seen: 6.9 and 7.4 % against the shipped 5 %). What is
-    # judged here is the report, not the verdict under that load: the loss limit is widened
-    text = inventory.read_text()
-    assert "loss_pct: 5," in text
-    inventory.write_text(text.replace("loss_pct: 5,", "loss_pct: 25,"))
     out = tmp_path / "reports"
     report = out / "report.html"
     argv = suites(inventory, root, "--lab-report", str(report),
