@@ -42,6 +42,7 @@ from xenlab.hypervisor.qmp import (
 from xenlab.measure.memaudit import MemoryAudit, differing_pages
 from xenlab.net.iproute import parse_links
 
+SUN_PATH_MAX = 107  # sockaddr_un.sun_path, less its terminating NUL
 QMP_CONNECT_S = 10.0  # connect and greeting: a QEMU that never greets must not hang a run
 QMP_COMMAND_S = 120.0  # one command (pmemsave of a guest's memory is the longest)
 
@@ -84,11 +85,14 @@ def serve_over_nbd(host: EmbeddedHost, binary: str, image: str, port: int, expor
                    timeout: float = 30.0) -> int:
     """`image` served read-write over NBD on `host`'s address by a QEMU of its own (no
     machine: QMP's blockdev-add, nbd-server-start, block-export-add); its PID."""
-    qmp = str(host.directory / f"nbd-{export}.qmp")
+    qmp = str(host.directory / "nbd.qmp")  # short: a unix socket's path has 107 bytes
+    if len(qmp.encode()) > SUN_PATH_MAX:
+        raise LabError(f"{qmp}: longer than a unix socket's {SUN_PATH_MAX} bytes; choose a "
+                       "shorter --lab-root")
     Path(qmp).unlink(missing_ok=True)
     proc = host.runner.spawn([binary, "-machine", "none", "-nodefaults", "-display", "none",
                               "-qmp", f"unix:{qmp},server=on,wait=off"],
-                             log=str(host.directory / f"nbd-{export}.log"))
+                             log=str(host.directory / "nbd.log"))
     host.record_process(proc.pid, f"nbd export {export}")
     deadline = time.monotonic() + timeout
     while not Path(qmp).exists():
