@@ -133,3 +133,18 @@ def test_with_a_baseline_the_figures_show_both_runs_and_the_changed_facts() -> N
     assert distributions.count("baseline 1 · ") == 4 * len(groups(base.migrations))
     same = summary_html(base, [], "inv.yml", None, ran=3, baseline_results=base)
     assert "No host fact changed since the baseline." in same
+
+
+def test_the_maintenance_window_of_a_saved_qemu_run() -> None:
+    """A real window (the QEMU lab: emptied, powered off and on, checked, back): its length,
+    one lane per guest with its two outages, and every event in order."""
+    from xenlab.report.latency import maintenance_html
+
+    run = load_results(DATA / "results/embedded-maintenance-run.json")
+    window = run.maintenance[0]
+    assert window["failed"] == "" and len(window["done"]) == 4
+    html = maintenance_html(run)
+    assert f"Maintenance of xen_resource_1: {window['window_s']:.1f} s, every phase done" in html
+    assert html.count("<tr>") == 1 + len(window["events"])
+    assert "powered off: SIGKILL to" in html and 'id="xenlab-maintenance-plot"' in html
+    assert maintenance_html(load_results(DATA / "results/embedded-run.json")) == ""

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from xenlab.measure.results import MigrationRecord, Results
 from xenlab.report.html import png_tag
-from xenlab.report.plots import calibration_png, distribution_png, split_png, timeline_png
+from xenlab.report.plots import (
+    calibration_png,
+    distribution_png,
+    maintenance_png,
+    split_png,
+    timeline_png,
+)
 from xenlab.report.stats import FIGURES, Group, groups, plausibility, split
 
 STYLE = """
@@ -152,3 +158,45 @@ def latency_html(results: Results, results_dir: Path, baseline: Results | None =
     return "\n".join([f"<style>{STYLE}</style>", '<h3 id="xenlab-latency">Latency</h3>',
                       distributions_html(results, baseline), split_html(results),
                       timelines_html(results, results_dir)])
+
+
+def maintenance_html(results: Results) -> str:
+    """Each maintenance window: its length, a lane per guest with its outages, the events."""
+    parts = []
+    by_id = {m.id: m for m in results.migrations}
+    for window in results.maintenance:
+        opened = window.get("opened")
+        length = window.get("window_s")
+        if not isinstance(opened, int | float) or not isinstance(length, int | float):
+            continue
+        lanes: dict[str, list[tuple[float, float]]] = {}
+        for mid in window.get("migrations") or []:
+            m = by_id.get(str(mid))
+            if m is None:
+                continue
+            net = m.network or {}
+            guest = next((str(h) for h, v in (results.lab.get("hosts") or {}).items()
+                          if isinstance(v, dict) and v.get("role") == "guests"), "guest")
+            spans = lanes.setdefault(guest, [])
+            if net.get("gap_start") and net.get("gap_end"):
+                spans.append((float(net["gap_start"]) - opened, float(net["gap_end"]) - opened))
+        marks = [(float(e["at"]) - opened, str(e["what"]).split(":")[0][:40])
+                 for e in window.get("events") or []
+                 if isinstance(e, dict) and isinstance(e.get("at"), int | float)
+                 and ("powered off" in str(e.get("what")) or "powered on" in str(e.get("what")))]
+        plot = png_tag(maintenance_png(list(lanes) or ["guest"], list(lanes.values()) or [[]],
+                                       marks, float(length)),
+                       "maintenance window: a lane per guest", "xenlab-maintenance-plot")
+        events = "".join(
+            f"<tr><td>{float(e['at']) - opened:.1f}</td><td>{escape(str(e['what']))}</td></tr>"
+            for e in window.get("events") or []
+            if isinstance(e, dict) and isinstance(e.get("at"), int | float))
+        verdict = ("every phase done" if not window.get("failed")
+                   else f"FAILED at {escape(str(window['failed']))}")
+        parts.append(f"<h4>Maintenance of {escape(str(window.get('source')))}: {length:.1f} s, "
+                     f"{verdict}</h4>{plot}<div class='xenlab-wide'><table "
+                     f"id='xenlab-maintenance'><tr><th>s</th><th>what</th></tr>{events}"
+                     "</table></div>")
+    if not parts:
+        return ""
+    return '<h3 id="xenlab-maintenance-window">Maintenance window</h3>' + "\n".join(parts)

@@ -163,3 +163,26 @@ def trend_png(runs: Sequence[str], series: dict[str, Sequence[float | None]], yl
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def maintenance_png(lanes: Sequence[str], outages: Sequence[Sequence[tuple[float, float]]],
+                    marks: Sequence[tuple[float, str]], length_s: float) -> bytes:
+    """The maintenance window: one lane per guest, each outage the meter saw shaded (s from
+    the window's start), the window's events (power off, power on) as lines."""
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(lanes) + 1.3))
+    for y, spans in enumerate(outages):
+        ax.broken_barh([(a, max(b - a, length_s / 400)) for a, b in spans], (y - 0.3, 0.6),
+                       color=LIMIT, alpha=0.8, label="outage (meter)" if y == 0 else None)
+        ax.plot([0, length_s], [y, y], "-", color=NETWORK, linewidth=0.8, alpha=0.5)
+    for at, what in marks:
+        ax.axvline(at, color=BASELINE, linestyle="--", linewidth=1)
+        ax.text(at, len(lanes) - 0.45, what, rotation=90, fontsize=7, va="top", ha="right")
+    ax.set_yticks(list(range(len(lanes))))
+    ax.set_yticklabels(lanes)
+    ax.set_ylim(-0.6, len(lanes) - 0.4)
+    ax.set_xlim(0, max(length_s, 1.0))
+    ax.set_xlabel("seconds into the maintenance window")
+    ax.set_title(f"maintenance window: {length_s:.1f} s")
+    if any(outages):
+        ax.legend(loc="lower right")
+    return _png(fig)
