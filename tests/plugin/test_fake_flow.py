@@ -105,7 +105,7 @@ def test_a_certification_through_the_fakes_measures_what_the_fake_did(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     run = FakeRun(pytester, monkeypatch, "fake-ok")
     result = run.run("test_migration.py",
-                     script="FakeMigration(downtime_ms=40), "
+                     script="FakeMigration(downtime_ms=40, total_ms=1500), "
                             "FakeMigration(downtime_ms=70, total_ms=1500)")
     result.assert_outcomes(passed=2, skipped=1)  # the baseline comparison: none given
     first, second = run.migrations()
@@ -115,9 +115,11 @@ def test_a_certification_through_the_fakes_measures_what_the_fake_did(
         assert record["passed"] and record["status"] == "completed"
         hypervisor, network = record["hypervisor"], record["network"]
         assert isinstance(hypervisor, dict) and isinstance(network, dict)
-        assert hypervisor["toolstack"] == "fake" and hypervisor["downtime_ms"] == pause
+        assert hypervisor["toolstack"] == "fake"
+        reported = hypervisor["downtime_ms"]  # the pause as it was: a late wake-up lengthens it
+        assert pause <= reported < pause + 50, hypervisor
         # the meter sees the pause and the network's 5 ms after it, at 1 ms resolution
-        assert pause + 3 <= network["downtime_ms"] <= pause + 12, network
+        assert reported + 3 <= network["downtime_ms"] <= reported + 8, network
         assert record["tcp"]["longest_stall_ms"] >= pause  # type: ignore[index]
     assert not run.directory.exists()  # torn down
     assert not (run.results.parent / "lab-logs").exists()  # nothing failed: no logs kept
@@ -131,7 +133,7 @@ def test_a_verdict_that_fails_keeps_the_labs_logs_and_still_tears_down(
     out = result.stdout.str()
     assert re.search(r"network downtime 13\d\d\.\d ms > limit 1000 ms", out), out
     first = run.migrations()[0]
-    assert not first["passed"] and first["hypervisor"]["downtime_ms"] == 1300  # type: ignore[index]
+    assert not first["passed"] and first["hypervisor"]["downtime_ms"] >= 1300  # type: ignore[index]
     events = run.results.parent / "lab-logs" / "fake-slow" / "fake-events.log"
     assert "fake migrate vm1 xen_resource_1 -> xen_resource_2" in events.read_text()
     assert (run.results.parent / "lab-logs" / "fake-slow" / "lab.json").is_file()
@@ -206,7 +208,10 @@ def test_the_report_and_the_certificate_of_a_fake_certification(
     out = run.results.parent
     result = run.run("test_migration.py", "--lab-report", str(out / "report.html"),
                      "--lab-scenarios", "idle,memory-dirty",
-                     script="FakeMigration(downtime_ms=30), FakeMigration(downtime_ms=50)")
+                     # long migrations, short pauses: a loaded machine's late wake-ups
+                     # stay far inside the loss limit
+                     script="FakeMigration(downtime_ms=20, total_ms=1000), "
+                            "FakeMigration(downtime_ms=30, total_ms=1000)")
     result.assert_outcomes(passed=4, skipped=1)
     assert {p.name for p in out.iterdir()} >= {"report.html", "certificate.pdf",
                                                "results.json", "junit.xml"}

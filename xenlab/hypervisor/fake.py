@@ -33,7 +33,8 @@ class FakeMigration:
     fail: str = ""  # an error: the migration fails and the guest stays where it was
     never_back: bool = False  # the guest never answers again (it is lost)
     reboot: bool = False  # the guest comes back rebooted (continuity must say so)
-    reported_downtime_ms: float | None = -1.0  # what it claims (-1: the truth; None: nothing)
+    reported_downtime_ms: float | None = -1.0  # what it claims (-1: the pause as it was;
+    # None: nothing)
 
 
 @dataclass
@@ -185,13 +186,14 @@ class FakeHypervisor(HostStates):
         silence = Silence(paused, None)
         world.silences.append(silence)
         time.sleep(plan.downtime_ms / 1000.0)
+        paused_ms = (time.time() - paused) * 1000.0  # the pause as it was (a late wake-up)
         world.copies[source] = DomainState.ABSENT
         world.copies[destination] = DomainState.RUNNING
         if not plan.never_back:
             silence.end = time.time() + plan.reconverge_ms / 1000.0
         if plan.reboot:
             world.boot_id, world.booted = str(uuid.uuid4()), time.time()
-        reported = plan.downtime_ms if plan.reported_downtime_ms == -1.0 else plan.reported_downtime_ms
+        reported = paused_ms if plan.reported_downtime_ms == -1.0 else plan.reported_downtime_ms
         return result("completed", downtime_ms=reported,
                       total_time_ms=(time.monotonic() - t0) * 1000.0)
 
