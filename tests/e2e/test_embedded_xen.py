@@ -71,10 +71,13 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
         stripped = subprocess.run([*guest, STRIP_WITNESSES], cwd=REPO, capture_output=True,
                                   text=True, timeout=60)
         assert stripped.returncode == 0 and "stripped" in stripped.stdout, stripped
+        # its round trip is the maintenance window's (the host emptied, the guest back): it
+        # replaces the plan's own round trip here, as CI's time asks
         certified = subprocess.run(
             [*as_storage_host(root, name), sys.executable, "-m", "pytest", "suites", "-p",
              "no:cacheprovider", "--lab-inventory", str(real), "--lab-results", str(results),
-             "--lab-report", str(tmp_path / "real" / "report.html"), "-v"],
+             "--lab-report", str(tmp_path / "real" / "report.html"), "-v",
+             "-k", "not test_live_migration"],
             cwd=REPO, capture_output=True, text=True, timeout=1800)
         assert certified.returncode == 0, certified.stdout[-5000:] + certified.stderr[-2000:]
         left = subprocess.run([*guest, "ls -d /tmp/xenlab-witness-* 2>/dev/null; true"],
@@ -123,7 +126,9 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
     real_results = json.loads(results.read_text())
     assert real_results["lab"]["kind"] == "real"
     assert real_results["run"]["guest_witnesses_copied"] == ["xenlab-memcheck", "xenlab-echo"]
-    migrations = planned_and_maintenance(real_results)
+    assert planned_and_maintenance(real_results) == []  # the window's moves, no other
+    migrations = [m for m in real_results["migrations"] if m["scenario"] in ("evacuation",
+                                                                          "return")]
     assert [(m["source"], m["destination"], m["status"]) for m in migrations] == [
         ("xen_resource_1", "xen_resource_2", "completed"),
         ("xen_resource_2", "xen_resource_1", "completed")]
@@ -171,7 +176,7 @@ def test_certification_through_libvirt(xen_background: dict[str, Background]) ->
                  "xen_resource_1: virsh create /etc/xen/vm1.xml: done",
                  "test_libvirt_reaches_every_other_host[xen_resource_1] PASSED"):
         assert step in out, step
-    migrations = planned_and_maintenance(json.loads(libvirt_run.results.read_text()))
+    migrations = json.loads(libvirt_run.results.read_text())["migrations"]
     assert [(m["source"], m["destination"], m["status"]) for m in migrations] == [
         ("xen_resource_1", "xen_resource_2", "completed"),
         ("xen_resource_2", "xen_resource_1", "completed")]
