@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from xenlab.aoe.session import AoeSession
-from xenlab.checks.xen import classify_connect
+from xenlab.checks.xen import classify_connect, migration_port
 from xenlab.errors import XenlabError
 from xenlab.inventory import Inventory
 from xenlab.lab import Lab
@@ -167,14 +167,13 @@ def test_the_host_comes_back_and_is_checked_before_the_guests_return(
         problems.append(f"{inventory.lvm.vg}/{inventory.lvm.lv} is not visible "
                         f"({view.view if view else 'no LVM view'}) after {source} came back")
     others = [h.name for h in inventory.resources if h.name != source]
-    port = inventory.relocation_port
+    port = migration_port(lab.features, inventory.relocation_port)
     with lab.relocation_listener(source):
         result = lab.host(others[0]).run("timeout 3 bash -c %s",
                                          f"</dev/tcp/{inventory.host(source).address}/{port}")
-    if "qemu-incoming" in lab.features or "xend-relocation" in lab.features:
-        state = classify_connect(result.rc, result.stderr)
-        if state != "open":
-            problems.append(f"relocation port {port} of {source} is {state} from {others[0]}")
+    state = classify_connect(result.rc, result.stderr)
+    if state != "open":
+        problems.append(f"migration port {port} of {source} is {state} from {others[0]}")
     window.say(f"{source} checked: " + ("; ".join(problems) or "answers, sees the AoE "
                                         "target and the LV, accepts migrations"))
     assert not problems, "; ".join(problems)

@@ -129,3 +129,49 @@ def test_power_commands_are_refused_where_they_do_not_belong(tmp_path: Path) -> 
     (tmp_path / "built.yml").write_text(built)
     with pytest.raises(InventoryError, match="a lab built here powers its hosts itself"):
         load_inventory(str(tmp_path / "built.yml"))
+
+
+def test_the_migration_port_is_the_labs_own() -> None:
+    from xenlab.checks.xen import migration_port
+
+    assert migration_port(frozenset({"qemu-incoming"}), 8002) == 8002
+    assert migration_port(frozenset({"xend-relocation"}), 8002) == 8002
+    assert migration_port(frozenset({"xl-ssh-transport"}), 8002) == 22
+    assert migration_port(frozenset({"libvirt-remote"}), 8002) == 22
+
+
+def test_the_power_pull_ends_nothing_outside_the_labs_namespaces(tmp_path: Path) -> None:
+    """A host whose namespace lacks the lab's prefix (a decoy): refused before any PID is
+    listed or signalled."""
+    from types import SimpleNamespace
+
+    from xenlab.inventory.model import Role
+    from xenlab.lab.embedded import NamespacePower
+
+    runs: list[list[str]] = []
+    host = SimpleNamespace(namespace="decoy--xen_resource_1", anchor_pid=1, port="p1",
+                           spec=SimpleNamespace(role=Role.RESOURCE))
+    lab = SimpleNamespace(hosts={"xen_resource_1": host},
+                          inventory=SimpleNamespace(lab="mine"),
+                          local=SimpleNamespace(run=lambda argv: runs.append(argv)))
+    with pytest.raises(LabError, match="is not a namespace of lab mine"):
+        NamespacePower(lab).off("xen_resource_1")  # type: ignore[arg-type]
+    assert runs == []
+
+
+def test_the_certificate_never_writes_through_a_symlink_or_over_a_directory(
+        tmp_path: Path) -> None:
+    from xenlab.errors import ReportError
+    from xenlab.report.certificate import write_certificate
+
+    precious = tmp_path / "precious"
+    precious.write_text("not a certificate")
+    link = tmp_path / "certificate.pdf"
+    link.symlink_to(precious)
+    results = REPO / "tests/data/results/embedded-run.json"
+    with pytest.raises(ReportError, match="is a symlink; it is left as it is"):
+        write_certificate(results, link)
+    (tmp_path / "dir.pdf").mkdir()
+    with pytest.raises(ReportError, match="is not a file"):
+        write_certificate(results, tmp_path / "dir.pdf")
+    assert precious.read_text() == "not a certificate" and link.is_symlink()

@@ -60,6 +60,17 @@ def meminfo_available_mib(text: str) -> int:
     return int(match.group(1)) // 1024
 
 
+SSH_PORT = 22
+
+
+def migration_port(features: frozenset[str], relocation_port: int) -> int:
+    """The port a destination receives migrations on: QEMU's incoming port or xend's
+    relocation port where the lab has them, else SSH (xl and libvirt migrate over it)."""
+    if "qemu-incoming" in features or "xend-relocation" in features:
+        return relocation_port
+    return SSH_PORT
+
+
 def classify_connect(rc: int, stderr: str) -> str:
     """A TCP connect attempt by `timeout N bash -c '</dev/tcp/ADDR/PORT'`: open, refused,
     filtered (no answer: a firewall drops it) or unreachable."""

@@ -637,6 +637,8 @@ class NamespacePower:
 
     def off(self, name: str) -> str:
         host = self._host(name)
+        if not host.namespace.startswith(jr.namespace_prefix(self.lab.inventory.lab)):
+            raise LabError(f"{host.namespace} is not a namespace of lab {self.lab.inventory.lab}")
         listed = self.lab.local.run(["ip", "netns", "pids", host.namespace]).stdout.split()
         pids = sorted({int(p) for p in listed if p.isdigit()} | {host.anchor_pid} - {0})
         for pid in pids:  # inside this lab's own namespace: processes this lab started

@@ -148,6 +148,10 @@ def write_certificate(results_path: Path, output: Path, chromium: str = "chromiu
     if binary is None:
         raise ReportError(f"certificate not printed: {chromium} not found (package chromium; "
                           "`make setup` installs it)")
+    if output.is_symlink() or (output.exists() and not output.is_file()):
+        raise ReportError(f"certificate not printed: {output} is "
+                          f"{'a symlink' if output.is_symlink() else 'not a file'}; it is "
+                          "left as it is")
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="xenlab-certificate-") as tmp:
         page = Path(tmp) / "certificate.html"
