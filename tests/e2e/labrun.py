@@ -100,11 +100,16 @@ class Background:
 
 
 def start_certification(profile: str, old_name: str, name: str, tmp: Path,
-                        *args: str) -> Background:
-    """The suites against a copy of inventories/PROFILE under its own lab name and root."""
+                        *args: str, edits: tuple[tuple[str, str], ...] = ()) -> Background:
+    """The suites against a copy of inventories/PROFILE under its own lab name and root,
+    with each (old, new) of `edits` made to its text (each must be there)."""
     inventory = tmp / "lab.yml"
-    inventory.write_text((REPO / "inventories" / profile).read_text().replace(
-        f"lab: {old_name}", f"lab: {name}"))
+    text = (REPO / "inventories" / profile).read_text().replace(f"lab: {old_name}",
+                                                                 f"lab: {name}")
+    for old, new in edits:
+        assert old in text, (profile, old)
+        text = text.replace(old, new)
+    inventory.write_text(text)
     root, results, log = tmp / "labs", tmp / "results.json", tmp / "output.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(suites(inventory, root, "--lab-results", str(results),

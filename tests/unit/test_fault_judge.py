@@ -28,6 +28,8 @@ def test_a_truthful_outcome_passes() -> None:
 
 LIES = [
     ({"injected": ""}, "never set off"),
+    ({"injected": "", "missed": "xl migrate ended 7.9 s after it was started"},
+     "never set off (xl migrate ended 7.9 s after it was started), so"),
     ({"injected": "injection failed: LabError: x", "injection_failed": True},
      "setting the fault off failed"),
     ({"status": "completed"}, "reports 'completed' although the fault"),

@@ -16,6 +16,7 @@ from xenlab.hypervisor.xen import (
     parse_xl_list,
     parse_xl_list_long,
     parse_xl_migrate,
+    transfer_started,
 )
 
 DATA = Path(__file__).parents[1] / "data" / "xen" / "embedded-xen"
@@ -79,6 +80,24 @@ def test_xl_v_migrate_has_no_suspend_line_so_no_downtime() -> None:
     assert parsed.succeeded
     assert parsed.downtime_ms is None  # -v does not print the suspend: never guessed
     assert parsed.events_s["acknowledged"] < parsed.events_s["successful"]
+
+
+@pytest.mark.parametrize("name", ["xl-vvv-migrate.json", "xl-v-migrate.json"])
+def test_the_transfer_is_seen_to_begin_even_when_a_line_comes_broken(name: str) -> None:
+    """The fault timer arms on the first sign of the transfer. xl writes a log line in pieces
+    and the receiver's lines land between them (the saved run has one such line), so the
+    sign must not hang on one line: break each sign in turn, the next one still arms."""
+    lines = [line for _, line in json.loads((DATA / name).read_text())]
+    signs = [i for i, line in enumerate(lines) if transfer_started(line)]
+    assert len(signs) >= 3, signs
+    assert not any(transfer_started(line) for line in lines[:signs[0]])
+    assert "Ready to receive domain" in lines[signs[0]]  # the receiver is up: before save
+    broken = list(lines)
+    for i in signs[:-1]:
+        middle = len(broken[i]) // 2  # another writer's line lands mid-way
+        broken[i] = broken[i][:middle] + "xc: detail: fd 11, dom 2\n" + broken[i][middle:]
+        broken[i] = broken[i].replace("domain", "dom" + "\n" + "ain")
+        assert any(transfer_started(line) for line in broken[i + 1:])
 
 
 def test_a_failed_migration_keeps_its_error() -> None:

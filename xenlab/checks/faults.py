@@ -21,6 +21,7 @@ class FaultOutcome:
     destination: str  # of the next migration
     injected: str  # what the harness did, in words ("" = nothing was done)
     injection_failed: bool = False
+    missed: str = ""  # why it was never set off (the migration ended first), when it was not
     status: str = ""  # of the faulted migration ("" for the storage outage)
     message: str = ""  # what the run said about it
     copies: tuple[tuple[str, str, str], ...] = ()  # (host, name, state) after the fault
@@ -45,7 +46,9 @@ def judge_fault(o: FaultOutcome) -> list[str]:
     the truth about it)."""
     problems = []
     if not o.injected:
-        problems.append(f"{o.fault}: the fault was never set off, so the scenario proved nothing")
+        why = f" ({o.missed})" if o.missed else ""
+        problems.append(f"{o.fault}: the fault was never set off{why}, so the scenario proved "
+                        "nothing")
     elif o.injection_failed:
         problems.append(f"{o.fault}: setting the fault off failed: {o.injected}")
     if o.fault in MIGRATION_FAULTS:

@@ -178,6 +178,7 @@ class Injection:
     done: str = ""  # what was done ("" while not yet)
     at_s: float | None = None  # seconds after the migration was requested
     failed: bool = False
+    missed: str = ""  # why it was never set off, when the migration ended first
 
     def due(self, elapsed_s: float) -> bool:
         return not self.done and elapsed_s >= self.after_s
@@ -201,4 +202,4 @@ class Injection:
 
     def as_dict(self) -> dict[str, object]:
         return {"after_s": self.after_s, "at_s": self.at_s, "done": self.done,
-                "failed": self.failed}
+                "failed": self.failed, "missed": self.missed}

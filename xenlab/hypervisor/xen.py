@@ -463,6 +463,7 @@ class XenCliDriver(HostStates):
         stamped: list[tuple[float, str]] = []
         pid = ""
         timer: threading.Timer | None = None
+        armed_at = 0.0
 
         def cancel() -> str:
             if not pid:
@@ -476,16 +477,25 @@ class XenCliDriver(HostStates):
                 pid = line[len(PID_MARK):].strip()
                 continue
             stamped.append((at, line.rstrip("\n")))
-            if injection is not None and timer is None and TRANSFER_STARTED in line:
+            if injection is not None and timer is None and transfer_started(line):
                 def fire(injection: Injection = injection) -> None:
                     injection.fire(time.monotonic() - t0, cancel=cancel)
-                timer = threading.Timer(max(0.0, injection.after_s - at), fire)
+                armed_at = at
+                timer = threading.Timer(injection.after_s, fire)
                 timer.daemon = True
                 timer.start()
         rc = proc.wait()
         if timer is not None:
             timer.cancel()
             timer.join()
+        if injection is not None and not injection.done:
+            ended_s = time.monotonic() - t0
+            injection.missed = (
+                f"xl migrate ended {ended_s:.1f} s after it was started, before the fault was "
+                f"due ({injection.after_s:.1f} s after the transfer began at {armed_at:.1f} s)"
+                if timer is not None else
+                f"xl migrate ended {ended_s:.1f} s after it was started and printed no sign "
+                f"of a transfer ({', '.join(TRANSFER_MARKS)})")
         ended = self.clock()
         parsed = parse_xl_migrate(stamped)
         status = ("completed" if rc == 0 and parsed.succeeded
@@ -524,4 +534,15 @@ def receiver_pids(ps_text: str) -> list[int]:
 
 
 PID_MARK = "XENLAB-PID "
-TRANSFER_STARTED = "xc: info: Saving domain"  # libxc's save stream has begun
+# signs that the transfer has begun, on either side. Each is matched on its own, without the
+# logger's prefix: the sender's xl writes a log line in several pieces and the receiver's
+# lines, which ssh forwards to the same stream, land between them (seen:
+# "libxl: debug: migration sender: Target reports successful startup."), so any one line
+# may come broken
+TRANSFER_MARKS = ("Ready to receive domain", "Saving to migration stream",
+                  "Loading new save file", "Saving domain", "Restoring domain")
+
+
+def transfer_started(line: str) -> bool:
+    """Whether a line of `xl -vvv migrate` output shows the transfer under way."""
+    return any(mark in line for mark in TRANSFER_MARKS)
