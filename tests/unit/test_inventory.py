@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -387,3 +388,99 @@ def test_a_built_lab_runs_only_the_toolstacks_it_can() -> None:
     xen = (REPO / "inventories/embedded-xen.yml").read_text()
     with pytest.raises(InventoryError, match=r"\['xl', 'libvirt'\] for a embedded-xen lab"):
         parse_inventory(xen.replace("toolstack: xl", "toolstack: xm"))
+
+
+# --- several guests: each its own LV, config file, MACs; every clash named ---------------
+
+def key_error(path: Path) -> InventoryError:
+    """The InventoryError of loading `path`, which names the file and the key."""
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert str(info.value).startswith(f"{path}: all."), str(info.value)
+    return info.value
+
+
+def three_guests(data: dict) -> None:  # type: ignore[type-arg]
+    data["all"]["vars"]["xenlab"]["image_size"] = "16g"
+    guests = data["all"]["children"]["guests"]["hosts"]
+    for n in (2, 3):
+        spec = yaml.safe_load(yaml.safe_dump(guests["vm1"]))
+        spec["ansible_host"] = f"198.18.0.2{n}"
+        domain = spec["domain"]
+        domain["config"] = f"/etc/xen/vm/vm{n}"
+        domain["vif"] = [f"mac=aa:cc:00:00:00:0{n}, bridge=xenbr0"]
+        domain["disk"] = [f"phy:/dev/vg_xen/lv_vm{n},vda,w"]
+        guests[f"vm{n}"] = spec
+
+
+def test_several_guests_each_with_its_own_lv_and_config() -> None:
+    inv = parse_inventory(mutate(three_guests), "three.yml")
+    assert [(g.name, g.lv, g.domain.config_path, g.domain.vifs[0].mac, str(g.host.address))
+            for g in inv.guests] == [
+        ("vm1", "lv_vm1", "/etc/xen/vm/vm1", "aa:cc:00:00:00:01", "198.18.0.21"),
+        ("vm2", "lv_vm2", "/etc/xen/vm/vm2", "aa:cc:00:00:00:02", "198.18.0.22"),
+        ("vm3", "lv_vm3", "/etc/xen/vm/vm3", "aa:cc:00:00:00:03", "198.18.0.23")]
+    assert inv.domain.name == "vm1" and inv.guest.name == "vm1"  # the article's guest first
+    one = parse_inventory(EMBEDDED, "one.yml")
+    assert [(g.name, g.lv) for g in one.guests] == [("vm1", "lv_vm1")]
+
+
+def _clash(key: str, value: object):  # type: ignore[no-untyped-def]
+    def change(data: dict) -> None:  # type: ignore[type-arg]
+        three_guests(data)
+        domain = data["all"]["children"]["guests"]["hosts"]["vm3"]["domain"]
+        if key == "image_size":
+            data["all"]["vars"]["xenlab"]["image_size"] = value
+        else:
+            domain[key] = value
+    return change
+
+
+@pytest.mark.parametrize(("key", "value", "where", "words"), [
+    ("name", "vm2", "vm3.domain.name", "a domain name of its own (also vm2's)"),
+    ("config", "/etc/xen/vm/vm1", "vm3.domain.config", "a config file of its own (also vm1's)"),
+    ("vif", ["mac=AA:CC:00:00:00:02, bridge=xenbr0"], "vm3.domain.vif",
+     "a MAC of its own (also vm2's)"),
+    ("disk", ["phy:/dev/vg_xen/lv_vm1,vda,w"], "vm3.domain.disk[0]", "an LV of its own"),
+    ("disk", ["phy:/dev/sdb1,vda,w"], "vm3.domain.disk[0]", "a disk on an LV of vg_xen"),
+    ("disk", ["phy:/dev/vg_xen/../sda,vda,w"], "vm3.domain.disk[0]", "a disk on an LV"),
+    ("disk", ["phy:/dev/vg_other/lv_vm3,vda,w"], "vm3.domain.disk[0]", "a disk on an LV"),
+    ("image_size", "10g", "all.vars.xenlab.image_size", "room for 3 LVs"),
+], ids=["name", "config", "mac", "lv", "not-an-lv", "traversal", "other-vg", "room"])
+def test_each_clash_between_guests_is_named(tmp_path: Path, key: str, value: object,
+                                            where: str, words: str) -> None:
+    err = key_error(write(tmp_path, mutate(_clash(key, value))))
+    assert where in str(err) and words in str(err), str(err)
+
+
+def test_the_first_guest_must_be_on_the_articles_lv(tmp_path: Path) -> None:
+    def change(data: dict) -> None:  # type: ignore[type-arg]
+        three_guests(data)
+        data["all"]["vars"]["xenlab"]["lvm"]["lv"] = "lv_vm2"
+    err = key_error(write(tmp_path, mutate(change)))
+    assert "vm1.domain.disk[0]" in str(err) and "/dev/vg_xen/lv_vm2" in str(err), str(err)
+
+
+def test_a_huge_guests_group_is_refused_by_count(tmp_path: Path) -> None:
+    def change(data: dict) -> None:  # type: ignore[type-arg]
+        guests = data["all"]["children"]["guests"]["hosts"]
+        for n in range(2, 70):
+            guests[f"g{n}"] = {"ansible_host": f"198.18.0.{100 + n}",
+                               "domain": copy.deepcopy(guests["vm1"]["domain"])}
+    err = key_error(write(tmp_path, mutate(change)))
+    assert "at most 64 guests" in str(err) and "68" not in err.expected, str(err)
+
+
+def test_a_lab_refuses_more_guests_than_it_runs(tmp_path: Path) -> None:
+    """Several guests are read and checked, but no lab runs them yet: one clear refusal
+    before anything is built, naming the file and the guests."""
+    from xenlab.errors import LabError
+    from xenlab.lab.select import make_lab
+    from xenlab.progress import Progress
+
+    inv = parse_inventory(mutate(three_guests), str(tmp_path / "three.yml"))
+    with pytest.raises(LabError) as info:
+        make_lab(inv, progress=Progress(), root=tmp_path / "labs", cache=tmp_path / "cache")
+    assert "lists 3 guests (vm1, vm2, vm3)" in str(info.value), info.value
+    assert str(tmp_path / "three.yml") in str(info.value)
+    assert not (tmp_path / "labs").exists()  # nothing was built

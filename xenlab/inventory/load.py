@@ -36,6 +36,7 @@ from xenlab.inventory.model import (
     RunDefaults,
     Toolstack,
     Vif,
+    disk_lv,
 )
 from xenlab.names import LAB_NAME_RULE, is_lab_name
 
@@ -359,7 +360,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
     lab.done()
 
     hosts: list[HostSpec] = []
-    domain: DomainSpec | None = None
+    domains: list[DomainSpec] = []
     for role in Role:
         group_r = children.sub(role.value)
         group = group_r.sub("hosts")
@@ -373,7 +374,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
             hv = group.sub(host_name)
             hosts.append(_host(hv, host_name, role, kind, known_hosts))
             if role is Role.GUEST:
-                domain = _domain(hv.sub("domain"), host_name)
+                domains.append(_domain(hv.sub("domain"), host_name))
             hv.done()
         group.done()
     children.done()
@@ -383,8 +384,10 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         raise InventoryError(path, f"{where}.storage.hosts", "exactly one storage host")
     if len([h for h in hosts if h.role is Role.RESOURCE]) < 2:
         raise InventoryError(path, f"{where}.resources.hosts", "at least two resource hosts")
-    if len([h for h in hosts if h.role is Role.GUEST]) != 1:
-        raise InventoryError(path, f"{where}.guests.hosts", "exactly one guest")
+    guest_hosts = [h for h in hosts if h.role is Role.GUEST]
+    if len(guest_hosts) > MAX_GUESTS:
+        raise InventoryError(path, f"{where}.guests.hosts", f"at most {MAX_GUESTS} guests",
+                             len(guest_hosts))
     names = [h.name for h in hosts]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -405,16 +408,18 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         allowed_observers.append("controller")
     if observer not in allowed_observers:
         raise InventoryError(path, "all.vars.xenlab.observer", f"one of {allowed_observers}", observer)
-    assert domain is not None
-    if kind.built_here and not domain.config_path.startswith("/etc/"):
-        raise InventoryError(path, f"{where}.guests.hosts.{domain.name}.domain.config",
-                             "a path under /etc/ (each embedded host has its own /etc)",
-                             domain.config_path)
+    for host, domain in zip(guest_hosts, domains, strict=True):
+        if kind.built_here and not domain.config_path.startswith("/etc/"):
+            raise InventoryError(path, f"{where}.guests.hosts.{host.name}.domain.config",
+                                 "a path under /etc/ (each embedded host has its own /etc)",
+                                 domain.config_path)
+    if len(domains) > 1:
+        _check_guests(path, guest_hosts, domains, lvm, image_size if kind.built_here else None)
     return Inventory(
         path=path, lab=lab_name, kind=kind, toolstack=toolstack, distribution=distribution,
         network=network, bridge=bridge, relocation_port=port, filesystem=filesystem,
         observer=observer, aoe=aoe, lvm=lvm, image_size=image_size, limits=limits, load=load,
-        hosts=tuple(hosts), domain=domain, run=run,
+        hosts=tuple(hosts), domains=tuple(domains), run=run,
         image=os.path.expanduser(image) if image else None, libvirt_driver=libvirt_driver,
         security=tuple(sorted(security_r.items())),
     )
@@ -463,6 +468,41 @@ def _host(hv: _Reader, name: str, role: Role, kind: LabKind,
 
 def _expand(path: str | None) -> str | None:
     return os.path.expanduser(path) if path else None
+
+
+MAX_GUESTS = 64  # guests per lab: far more than two resource hosts hold
+
+
+def _check_guests(path: str, hosts: list[HostSpec], domains: list[DomainSpec], lvm: LvmSpec,
+                  image_size: int | None) -> None:
+    """Several guests: each its own domain name, config file, MACs and LV of the lab's VG
+    (the first guest's is `lvm.lv`), and room for every LV in a built lab's image."""
+    seen: dict[tuple[str, str], str] = {}
+    for i, (host, domain) in enumerate(zip(hosts, domains, strict=True)):
+        where = f"all.children.guests.hosts.{host.name}.domain"
+        lv = disk_lv(domain, lvm.vg)
+        if lv is None:
+            raise InventoryError(path, f"{where}.disk[0]", f"with several guests, a disk on "
+                                 f"an LV of {lvm.vg} of its own ('phy:/dev/{lvm.vg}/LV,...')",
+                                 domain.disks[0] if domain.disks else "")
+        if i == 0 and lv != lvm.lv:
+            raise InventoryError(path, f"{where}.disk[0]", f"the first guest on lvm.lv "
+                                 f"({lvm.path})", domain.disks[0])
+        keys = [("domain name", domain.name), ("config file", domain.config_path),
+                ("LV", lv), *(("MAC", vif.mac) for vif in domain.vifs)]
+        for what, value in keys:
+            other = seen.get((what, value))
+            if other is not None:
+                field = {"domain name": "name", "config file": "config", "LV": "disk[0]",
+                         "MAC": "vif"}[what]
+                article = "an" if what == "LV" else "a"
+                raise InventoryError(path, f"{where}.{field}",
+                                     f"{article} {what} of its own (also {other}'s)", value)
+            seen[(what, value)] = host.name
+    if image_size is not None and image_size < len(domains) * lvm.size + (8 << 20):
+        need = len(domains) * lvm.size + (8 << 20)
+        raise InventoryError(path, "all.vars.xenlab.image_size", f"room for {len(domains)} "
+                             f"LVs of {lvm.size} bytes plus 8 MiB ({need} bytes)", image_size)
 
 
 def _domain(dr: _Reader, host_name: str) -> DomainSpec:

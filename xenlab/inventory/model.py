@@ -103,6 +103,30 @@ class DomainSpec:
     options: tuple[tuple[str, int | str], ...] = ()  # further config keys, e.g. (("hap", 0),)
 
 
+def disk_lv(domain: DomainSpec, vg: str) -> str | None:
+    """The LV of `vg` that the domain's first disk names (`phy:/dev/VG/LV,...`), if it does."""
+    if not domain.disks:
+        return None
+    source = domain.disks[0].split(",")[0].split(":", 1)[-1]
+    prefix = f"/dev/{vg}/"
+    if not source.startswith(prefix) or "/" in source[len(prefix):]:
+        return None
+    return source[len(prefix):] or None
+
+
+@dataclass(frozen=True)
+class Guest:
+    """One guest of the lab: its host entry, its domain config and its own LV."""
+
+    host: HostSpec
+    domain: DomainSpec
+    lv: str
+
+    @property
+    def name(self) -> str:
+        return self.domain.name
+
+
 @dataclass(frozen=True)
 class Limits:
     downtime_ms: float = 1000.0
@@ -150,7 +174,7 @@ class Inventory:
     limits: Limits
     load: LoadSpec
     hosts: tuple[HostSpec, ...]
-    domain: DomainSpec
+    domains: tuple[DomainSpec, ...]  # one per guest, in the order of the guests group
     run: RunDefaults = RunDefaults()
     image: str | None = None  # the guest image tarball (xenimage.tgz) for provisioning
     libvirt_driver: str = "xen"  # toolstack libvirt: its hypervisor driver, xen or qemu
@@ -176,4 +200,18 @@ class Inventory:
 
     @property
     def guest(self) -> HostSpec:
+        """The first guest's host entry (the article's vm1)."""
         return self.by_role(Role.GUEST)[0]
+
+    @property
+    def domain(self) -> DomainSpec:
+        """The first guest's domain config (the article's vm1)."""
+        return self.domains[0]
+
+    @property
+    def guests(self) -> tuple[Guest, ...]:
+        """Every guest, each with its domain config and LV (the first's is `lvm.lv`)."""
+        return tuple(Guest(host, domain, self.lvm.lv if i == 0 else
+                           disk_lv(domain, self.lvm.vg) or "")
+                     for i, (host, domain) in enumerate(zip(self.by_role(Role.GUEST),
+                                                            self.domains, strict=True)))

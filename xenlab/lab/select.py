@@ -32,6 +32,11 @@ LAB_FEATURES: dict[LabKind, frozenset[str]] = {
 }
 
 
+# guests a lab runs at once. The inventory describes several (each its own LV, config and
+# MACs, checked when it is read); every lab kind runs the first only, and says so
+GUESTS_RUN = 1
+
+
 def lab_features(inventory: Inventory) -> frozenset[str]:
     """Everything the inventory's lab can do: its own features and its driver's. The fault
     suite needs a lab built here (it kills processes, cuts links) and a driver that sets a
@@ -68,6 +73,12 @@ def make_lab(inventory: Inventory, *, progress: Progress, root: Path, cache: Pat
              memory_audit: bool = False, accept_new_host_keys: bool = False,
              allow_power_off: bool = False) -> Lab:
     """The lab the inventory names, not yet up. LabUnavailable: it cannot be built here."""
+    guests = [g.name for g in inventory.guests]
+    if len(guests) > GUESTS_RUN:
+        raise LabError(f"{inventory.path}: all.children.guests.hosts lists {len(guests)} "
+                       f"guests ({', '.join(guests)}); a {inventory.kind.value} lab runs "
+                       f"{GUESTS_RUN} guest in this version of xenlab: keep one guest, or "
+                       "certify each guest with an inventory of its own")
     if inventory.kind is LabKind.EMBEDDED:
         from xenlab.lab.embedded import EmbeddedLab
         from xenlab.lab.qemu_kit import ensure_debian_qemu, is_version
