@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -22,6 +23,7 @@ from xenlab.lab import Lab
 from xenlab.measure.evacuation import (
     Guest,
     MaintenanceWindow,
+    Move,
     judge_evacuation,
     plan_evacuation,
     returns,
@@ -50,17 +52,38 @@ def _after(window: MaintenanceWindow, phase: str) -> None:
 
 
 def _copies(lab: Lab, inventory: Inventory) -> list[tuple[str, str, str]]:
-    return [(h, n, s.value) for h, n, s in lab.hypervisor.copies(inventory.domain.name)]
+    return [(h, n, s.value) for g in inventory.guests for h, n, s in
+            lab.hypervisor.copies(g.name)]
 
 
-def _move(observed_migration: Callable[[Step], MigrationRecord], lab: Lab,
-          inventory: Inventory, attach: Attach, scenario: str, source: str,
-          destination: str) -> MigrationRecord:
-    record = observed_migration(Step(scenario, 1, source, destination))
-    record.problems = judge_record(record, inventory, lab.guest_location())
-    record.passed = not record.problems
-    attach.migration(record)
-    return record
+def _step_guest(inventory: Inventory, guest: str) -> str:
+    """The guest as a step names it: "" in a lab of one guest (its ids name none)."""
+    return guest if len(inventory.guests) > 1 else ""
+
+
+def _wave(observed_migration: Callable[[Step], MigrationRecord], lab: Lab,
+          inventory: Inventory, attach: Attach, scenario: str,
+          moves: tuple[Move, ...]) -> list[MigrationRecord]:
+    """The wave's moves at once (each from its own thread, with its own prober, stream and
+    witnesses), each judged on its own."""
+    def one(move: Move) -> MigrationRecord:
+        return observed_migration(Step(scenario, 1, move.source, move.destination,
+                                       _step_guest(inventory, move.guest)))
+
+    if len(moves) == 1:
+        records = [one(moves[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(moves)) as pool:
+            records = list(pool.map(one, moves))
+    for record in records:
+        record.problems = judge_record(record, inventory, lab.guest_location(record.guest))
+        record.passed = not record.problems
+        attach.migration(record)
+    return records
+
+
+def _downtime(record: MigrationRecord) -> str:
+    return f"{(record.network or {}).get('downtime_ms', float('nan')):.1f} ms"
 
 
 def test_a_host_is_emptied_while_service_goes_on(
@@ -68,9 +91,10 @@ def test_a_host_is_emptied_while_service_goes_on(
         lab_options: LabOptions, observed_migration: Callable[[Step], MigrationRecord],
         attach: Attach) -> None:
     window = maintenance
-    source = lab.guest_location()
+    source = lab.guest_location()  # the host to empty: the one the first guest runs on
     assert source is not None, f"{inventory.domain.name} runs on no single host"
-    guests = [Guest(inventory.domain.name, inventory.domain.memory, source)]
+    guests = [Guest(g.name, g.domain.memory, where) for g in inventory.guests
+              if (where := lab.guest_location(g.name)) is not None]
     facts = {h.name: lab.hypervisor.host_facts(h.name) for h in inventory.resources}
     plan = plan_evacuation(source, guests, {h: f.free_memory_mib for h, f in facts.items()},
                            lab_options.evacuation,
@@ -81,12 +105,10 @@ def test_a_host_is_emptied_while_service_goes_on(
     assert not plan.problems, "nothing moved: " + "; ".join(plan.problems)
     problems = []
     for wave in plan.waves:
-        for move in wave:
-            record = _move(observed_migration, lab, inventory, attach, "evacuation",
-                           move.source, move.destination)
+        for record in _wave(observed_migration, lab, inventory, attach, "evacuation", wave):
             window.migrations.append(record.id)
-            window.say(f"{move.guest} on {move.destination}: network downtime "
-                       f"{(record.network or {}).get('downtime_ms', float('nan')):.1f} ms")
+            window.say(f"{record.guest} on {record.destination}: network downtime "
+                       f"{_downtime(record)}")
             problems += [f"{record.id}: {p}" for p in record.problems]
     problems += judge_evacuation(plan, _copies(lab, inventory))
     assert not problems, "; ".join(problems)
@@ -99,7 +121,8 @@ NO_POWER = ("pulls no power in this run (a real lab: only with --lab-allow-power
 @pytest.mark.needs("power-control")
 def test_guests_go_on_when_the_emptied_host_loses_power(
         lab: Lab, inventory: Inventory, maintenance: MaintenanceWindow, phase: str,
-        make_prober: Callable[[], Prober], guest_data: GuestData) -> None:
+        make_prober: Callable[[str], Prober], guest_data_of: Callable[[str], GuestData]
+        ) -> None:
     window = maintenance
     _after(window, "a_host_is_emptied_while_service_goes_on")
     power = lab.power_control()
@@ -108,34 +131,40 @@ def test_guests_go_on_when_the_emptied_host_loses_power(
     source = window.source
     window.say(power.off(source))
     window.powered_off = source
-    prober = make_prober()
-    prober.start()
+    assert window.evacuation is not None
+    moved = [m.guest for m in window.evacuation.moves]
+    probers = {guest: make_prober(guest) for guest in moved}
+    for prober in probers.values():  # every guest probed at once, each on its own
+        prober.start()
     started = time.time()
     time.sleep(ANSWER_S)
-    run = prober.stop()
-    net = figures(run, (started, time.time()))
-    window.say(f"{inventory.domain.name} answered {net.received} of {net.sent} probes with "
-               f"{source} off")
+    runs = {guest: prober.stop() for guest, prober in probers.items()}
     problems = []
-    if net.sent == 0 or net.received < ANSWERED * net.sent:
-        problems.append(f"{inventory.domain.name} answered {net.received} of {net.sent} probes "
-                        f"in {ANSWER_S:g} s after {source} lost its power")
-    guest_data.answer_s = DISK_ANSWER_S
-    try:
-        written = guest_data.write("power-off")
-    except (XenlabError, RuntimeError) as exc:  # RuntimeError: testinfra's ssh failed
-        written = ""
-        problems.append(f"{inventory.domain.name} could not write to its disk with {source} "
-                        f"off ({' '.join(str(exc).split())[-200:]}): its disk depends on "
-                        f"{source}")
-    read = guest_data.read_back("power-off") if written else None
-    window.say(f"{inventory.domain.name} wrote sha256 {(written or 'nothing')[:12]}, read "
-               f"back {(read or 'nothing')[:12]} from disk")
-    if written and read != written:
-        problems.append(f"{inventory.domain.name}'s disk did not give back what it wrote with "
-                        f"{source} off (sha256 {written[:12]} written, "
-                        f"{(read or 'nothing read')[:12]}): its disk depends on {source}")
+    for guest, run in runs.items():
+        net = figures(run, (started, time.time()))
+        window.say(f"{guest} answered {net.received} of {net.sent} probes with {source} off")
+        if net.sent == 0 or net.received < ANSWERED * net.sent:
+            problems.append(f"{guest} answered {net.received} of {net.sent} probes in "
+                            f"{ANSWER_S:g} s after {source} lost its power")
+    for guest in moved:
+        problems += _disk_survives(guest_data_of(guest), guest, source)
     assert not problems, "; ".join(problems)
+
+
+def _disk_survives(data: GuestData, guest: str, source: str) -> list[str]:
+    """A write to the guest's disk, synced, then read back from the disk (not the cache)."""
+    data.answer_s = DISK_ANSWER_S
+    try:
+        written = data.write("power-off")
+    except (XenlabError, RuntimeError) as exc:  # RuntimeError: testinfra's ssh failed
+        return [f"{guest} could not write to its disk with {source} off "
+                f"({' '.join(str(exc).split())[-200:]}): its disk depends on {source}"]
+    read = data.read_back("power-off")
+    if read != written:
+        return [f"{guest}'s disk did not give back what it wrote with {source} off (sha256 "
+                f"{written[:12]} written, {(read or 'nothing read')[:12]}): its disk depends "
+                f"on {source}"]
+    return []
 
 
 @pytest.mark.needs("power-control")
@@ -163,9 +192,11 @@ def test_the_host_comes_back_and_is_checked_before_the_guests_return(
     views = lab.lvm_views()
     view = next((v for v in views if v.view == source), views[0] if views else None)
     lvs = {(lv.vg, lv.name) for lv in parse_lvs(view.lvs)} if view else set()
-    if (inventory.lvm.vg, inventory.lvm.lv) not in lvs:
-        problems.append(f"{inventory.lvm.vg}/{inventory.lvm.lv} is not visible "
-                        f"({view.view if view else 'no LVM view'}) after {source} came back")
+    for guest in inventory.guests:
+        if (inventory.lvm.vg, guest.lv) not in lvs:
+            problems.append(f"{inventory.lvm.vg}/{guest.lv} is not visible "
+                            f"({view.view if view else 'no LVM view'}) after {source} came "
+                            "back")
     others = [h.name for h in inventory.resources if h.name != source]
     port = migration_port(lab.features, inventory.relocation_port)
     with lab.relocation_listener(source):
@@ -190,14 +221,13 @@ def test_the_guests_return_to_the_host_they_left(
     assert plan is not None
     problems = []
     for wave in returns(plan):
-        for move in wave:
-            record = _move(observed_migration, lab, inventory, attach, "return", move.source,
-                           move.destination)
+        for record in _wave(observed_migration, lab, inventory, attach, "return", wave):
             window.migrations.append(record.id)
             problems += [f"{record.id}: {p}" for p in record.problems]
-    where = lab.guest_location()
-    window.say(f"{inventory.domain.name} back on {where}")
-    if where != window.source:
-        problems.append(f"{inventory.domain.name} runs on {where or 'no single host'}, not "
-                        f"back on {window.source}")
+    for move in plan.moves:
+        where = lab.guest_location(move.guest)
+        window.say(f"{move.guest} back on {where}")
+        if where != window.source:
+            problems.append(f"{move.guest} runs on {where or 'no single host'}, not back on "
+                            f"{window.source}")
     assert not problems, "; ".join(problems)

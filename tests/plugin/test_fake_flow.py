@@ -33,13 +33,13 @@ def _fake_script(lab):
 
 @pytest.fixture(scope="session")
 def make_prober(lab, inventory, lab_options):
-    return lambda: FakeProber(lab.the_world, str(inventory.guest.address),
-                              lab_options.interval_ms / 1000.0)
+    return lambda guest="": FakeProber(lab.the_world, str(inventory.guest.address),
+                                       lab_options.interval_ms / 1000.0)
 
 
 @pytest.fixture(scope="session")
 def make_stream(lab, lab_options):
-    return lambda: FakeStream(lab.the_world, lab_options.tcp_interval_ms / 1000.0)
+    return lambda guest="": FakeStream(lab.the_world, lab_options.tcp_interval_ms / 1000.0)
 
 
 @pytest.fixture(scope="session")

@@ -472,15 +472,17 @@ def test_a_huge_guests_group_is_refused_by_count(tmp_path: Path) -> None:
 
 
 def test_a_lab_refuses_more_guests_than_it_runs(tmp_path: Path) -> None:
-    """Several guests are read and checked, but no lab runs them yet: one clear refusal
-    before anything is built, naming the file and the guests."""
+    """A lab kind that runs one guest (here the fake) refuses an inventory of three: one
+    clear refusal before anything is built, naming the file and the guests."""
     from xenlab.errors import LabError
     from xenlab.lab.select import make_lab
     from xenlab.progress import Progress
 
-    inv = parse_inventory(mutate(three_guests), str(tmp_path / "three.yml"))
+    text = mutate(three_guests).replace("kind: embedded", "kind: fake").replace(
+        "toolstack: qemu", "toolstack: fake")
+    inv = parse_inventory(text, str(tmp_path / "three.yml"))
     with pytest.raises(LabError) as info:
         make_lab(inv, progress=Progress(), root=tmp_path / "labs", cache=tmp_path / "cache")
-    assert "lists 3 guests (vm1, vm2, vm3)" in str(info.value), info.value
+    assert "lists 3 guests (vm1, vm2, vm3); a fake lab runs at most 1" in str(info.value)
     assert str(tmp_path / "three.yml") in str(info.value)
     assert not (tmp_path / "labs").exists()  # nothing was built

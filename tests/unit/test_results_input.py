@@ -229,7 +229,8 @@ def test_lone_surrogate(tmp_path: Path) -> None:
     ("null", ("top level", "null")),
     ("{}", ("schema", '"xenlab-results/1"', "no such key")),
     ('{"name": "some-package", "version": "1.0"}', ("schema", "no such key")),
-    ('{"schema": "xenlab-results/2"}', ("schema", '"xenlab-results/2"')),
+    ('{"schema": "xenlab-results/3"}', ("schema", '"xenlab-results/1" or "xenlab-results/2"',
+                                        '"xenlab-results/3"')),
     ('{"schema": 1}', ("schema", "found 1")),
 ])
 def test_wrong_top_level_and_schema(tmp_path: Path, content: str, names: tuple[str, ...]) -> None:
@@ -385,3 +386,39 @@ def test_compare_and_trend_commands_refuse_in_one_line(tmp_path: Path) -> None:
             f"xenlab: {bad}: migrations[0].network.loss_pct: expected a percentage from 0 "
             'to 100, found "0.4"'], out.stderr
     assert not (tmp_path / "trend.html").exists()
+
+
+# -- schema 2 (several guests) and schema 1 read alike ------------------------------------------
+
+def test_schema_1_is_read_with_its_one_guest_named() -> None:
+    old = load_results(DATA / "embedded-run.json")
+    assert VALID["schema"] == "xenlab-results/1"
+    assert {m.guest for m in old.migrations} == {"vm1"}  # the lab's one guest, from lab.hosts
+
+
+def test_schema_2_holds_each_guests_migrations() -> None:
+    new = load_results(DATA / "embedded-guests-maintenance-run.json")
+    assert new.lab["guests"] == ["vm1", "vm2", "vm3"]
+    moved = sorted((m.scenario, m.guest) for m in new.migrations)
+    assert moved == sorted((s, g) for s in ("evacuation", "return")
+                           for g in ("vm1", "vm2", "vm3"))
+    assert all(m.id.startswith(f"{m.scenario}-{m.guest}-rt1-") for m in new.migrations)
+
+
+def test_compare_reads_one_schema_against_the_other() -> None:
+    from xenlab.measure.results import compare_results
+
+    old = load_results(DATA / "embedded-maintenance-run.json")  # schema 1
+    new = load_results(DATA / "embedded-guests-maintenance-run.json")  # schema 2
+    rows = compare_results(old, new)
+    assert {(r.scenario, r.direction) for r in rows} >= {
+        ("evacuation", "xen_resource_1->xen_resource_2")}, rows
+
+
+def test_each_schema_has_its_own_keys(tmp_path: Path) -> None:
+    text = (DATA / "embedded-guests-maintenance-run.json").read_text()
+    doc = json.loads(text)
+    del doc["migrations"][2]["guest"]
+    refused(written(tmp_path, json.dumps(doc)), "migrations[2].guest", "xenlab-results/2")
+    refused(doctored(tmp_path, lambda d: d["migrations"][0].__setitem__("guest", "vm1")),
+            "migrations[0].guest", "no such key in schema xenlab-results/1")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from pathlib import Path
@@ -190,16 +190,18 @@ class QemuDriver(HostStates):
     toolstack = "qemu"
 
     def __init__(self, hosts: Sequence[EmbeddedHost], binary: str,
-                 resolve_disk: Callable[[str, str], DiskImage], guest_address: IPv4Interface,
-                 relocation_port: int, config_of: Callable[[str], DomainConfig]) -> None:
-        """`config_of(host)`: the domain config as that host has it (a destination is
-        started from its own)."""
+                 resolve_disk: Callable[[str, str], DiskImage],
+                 addresses: Mapping[str, IPv4Interface], ports: Mapping[str, int],
+                 config_of: Callable[[str, str], DomainConfig]) -> None:
+        """Per domain: its guest address and the port its incoming QEMU listens on.
+        `config_of(host, domain)`: the domain config as that host has it (a destination is
+        started from its own); with a config path for `domain`, the config at that path."""
         self.config_of = config_of
         self.hosts = {h.name: h for h in hosts}
         self.binary = binary
         self.resolve_disk = resolve_disk
-        self.guest_address = guest_address
-        self.relocation_port = relocation_port
+        self.addresses = dict(addresses)
+        self.ports = dict(ports)
         self._monitors: dict[tuple[str, str], _Monitor] = {}
         self._processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
         self._disk_sources: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -301,9 +303,10 @@ class QemuDriver(HostStates):
         qmp = self._qmp_path(host, config.name)
         Path(qmp).unlink(missing_ok=True)
         console = self.console_path(host, config.name)
-        uri = f"tcp:{h.address}:{self.relocation_port}" if incoming else None
+        uri = f"tcp:{h.address}:{self.ports[config.name]}" if incoming else None
         argv = qemu_argv(binary=self.binary, config=config, disk=disk,
-                         address=self.guest_address, qmp=qmp, console=str(console), incoming=uri)
+                         address=self.addresses[config.name], qmp=qmp, console=str(console),
+                         incoming=uri)
         if hold:
             argv.append("-S")
         log = h.directory / f"{config.name}.qemu.log"
@@ -323,7 +326,7 @@ class QemuDriver(HostStates):
     def create(self, host: str, config_path: str) -> None:
         """The protocol's create: QEMU started from the config as `host` has it (the lab
         hands the driver `config_of`, which reads the inventory's config path there)."""
-        config = self.config_of(host)
+        config = self.config_of(host, config_path)
         if not config.get_str("name"):
             raise LabError(f"{host}: {config_path} names no domain")
         self.start(host, config)
@@ -375,14 +378,14 @@ class QemuDriver(HostStates):
         `injection`: a fault set off while the migration is active (the fault suite);
         `bandwidth_mib_s`: a cap, so that a small guest's migration lasts long enough."""
         dst = self.hosts[destination]
-        config = self.config_of(destination)
+        config = self.config_of(destination, domain)
         self.start(destination, config, incoming=True, hold=audit)
         if bandwidth_mib_s is not None or injection is not None:
             self.qmp(source, domain, "migrate-set-parameters",
                      **{"max-bandwidth": int((bandwidth_mib_s or DEFAULT_BANDWIDTH_MIB_S) * MIB)})
         started = time.time()
         try:
-            self.qmp(source, domain, "migrate", uri=f"tcp:{dst.address}:{self.relocation_port}")
+            self.qmp(source, domain, "migrate", uri=f"tcp:{dst.address}:{self.ports[domain]}")
         except (LabError, MigrationError) as exc:
             self.stop(destination, domain)
             raise MigrationError(f"migration of {domain} {source} -> {destination} "
@@ -448,7 +451,7 @@ class QemuDriver(HostStates):
             switchover_bytes=figures["switchover_bytes"],  # type: ignore[arg-type]
             bandwidth_mbps=figures["bandwidth_mbps"],  # type: ignore[arg-type]
             toolstack=self.toolstack, error=str(figures.get("error", "")),
-            command=f"QMP migrate tcp:{dst.address}:{self.relocation_port}",
+            command=f"QMP migrate tcp:{dst.address}:{self.ports[domain]}",
             total_time_source="QMP query-migrate", memory_audit=memory, injection=injection,
         )
 

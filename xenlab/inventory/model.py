@@ -215,3 +215,10 @@ class Inventory:
                            disk_lv(domain, self.lvm.vg) or "")
                      for i, (host, domain) in enumerate(zip(self.by_role(Role.GUEST),
                                                             self.domains, strict=True)))
+
+    def guest_named(self, name: str = "") -> Guest:
+        """The guest of that domain or host name ("": the first). KeyError: none."""
+        for guest in self.guests:
+            if name in ("", guest.name, guest.host.name):
+                return guest
+        raise KeyError(name)

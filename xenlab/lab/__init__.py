@@ -8,13 +8,24 @@ from typing import Protocol
 
 from testinfra.host import Host
 
+from xenlab.errors import LabError
 from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import Hypervisor, MigrationFault, MigrationResult, RunningDomain
-from xenlab.inventory.model import Inventory
+from xenlab.inventory.model import Guest, Inventory
 from xenlab.lab.power import PowerControl
 from xenlab.provision.steps import Outcome
 from xenlab.storage.lvm import LvmReports
 from xenlab.storage.ref import DiskRef
+
+
+def guest_of(inventory: Inventory, guest: str = "") -> Guest:
+    """The lab's guest of that name ("": the first, the article's vm1); LabError: none."""
+    try:
+        return inventory.guest_named(guest)
+    except KeyError:
+        names = ", ".join(g.name for g in inventory.guests)
+        raise LabError(f"lab {inventory.lab} has no guest {guest!r} (its guests: {names})"
+                       ) from None
 
 
 class FaultInjector(Protocol):
@@ -23,10 +34,10 @@ class FaultInjector(Protocol):
 
     fault_timeout_s: float  # how long a faulted migration may take on this lab
 
-    def guest_location(self) -> str | None: ...
+    def guest_location(self, guest: str = "") -> str | None: ...
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
-                timeout: float | None = None) -> MigrationResult: ...
-    def copies(self) -> list[tuple[str, str, str]]: ...  # (host, domain, state) everywhere
+                timeout: float | None = None, guest: str = "") -> MigrationResult: ...
+    def copies(self, guest: str = "") -> list[tuple[str, str, str]]: ...  # (host, domain, state)
     def start_duplicate(self, host: str) -> None: ...  # the self-test's lie
     def stop_duplicate(self, host: str) -> None: ...
 
@@ -70,9 +81,10 @@ class Lab(Protocol):
     def down(self) -> None: ...
     def host(self, name: str) -> Host: ...
     def runner(self, name: str) -> Runner: ...
-    def guest_location(self) -> str | None: ...
-    def running_guest(self) -> RunningDomain | None: ...  # as the hypervisor reports it
-    def migrate(self, destination: str) -> MigrationResult: ...
+    # each guest by its name ("": the first); where it runs, as the hypervisor says
+    def guest_location(self, guest: str = "") -> str | None: ...
+    def running_guest(self, guest: str = "") -> RunningDomain | None: ...
+    def migrate(self, destination: str, *, guest: str = "") -> MigrationResult: ...
 
 
 class Provisionable(Protocol):

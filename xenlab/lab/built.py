@@ -11,6 +11,7 @@ from xenlab.errors import LabError
 from xenlab.hosts.runner import Runner
 from xenlab.hypervisor.base import Hypervisor, RunningDomain, running_copy, sole_host
 from xenlab.inventory.model import Inventory
+from xenlab.lab import guest_of
 from xenlab.lab import journal as jr
 from xenlab.lab.power import PowerControl
 from xenlab.lab.state import LabState, Strategy
@@ -46,16 +47,17 @@ class BuiltLab(Strategy):
             raise LabError(f"lab {self.inventory.lab} has no hypervisor yet: it is not up")
         return self._driver
 
-    def guest_location(self) -> str | None:
-        return sole_host(self.hypervisor, self.inventory.domain.name)
+    def guest_location(self, guest: str = "") -> str | None:
+        return sole_host(self.hypervisor, guest_of(self.inventory, guest).name)
 
-    def running_guest(self) -> RunningDomain | None:
-        return running_copy(self.hypervisor, self.inventory.domain.name)
+    def running_guest(self, guest: str = "") -> RunningDomain | None:
+        return running_copy(self.hypervisor, guest_of(self.inventory, guest).name)
 
-    def copies(self) -> list[tuple[str, str, str]]:
+    def copies(self, guest: str = "") -> list[tuple[str, str, str]]:
         """(host, domain name, state) of every copy of the guest, as the hypervisor lists
         them (half-received ones too)."""
-        return [(h, n, s.value) for h, n, s in self.hypervisor.copies(self.inventory.domain.name)]
+        name = guest_of(self.inventory, guest).name
+        return [(h, n, s.value) for h, n, s in self.hypervisor.copies(name)]
 
     @functools.cached_property
     def features(self) -> frozenset[str]:

@@ -39,6 +39,7 @@ from xenlab.hypervisor.domconfig import DomainConfig, parse_domain_config, rende
 from xenlab.hypervisor.qemu import DiskImage, QemuDriver, serve_over_nbd, tap_name
 from xenlab.hypervisor.qmp import block_backings
 from xenlab.inventory.model import HostSpec, Inventory, Role
+from xenlab.lab import guest_of
 from xenlab.lab import journal as jr
 from xenlab.lab.build.cut import cut, uncut
 from xenlab.lab.build.network import SWITCH_BRIDGE, add_switch
@@ -92,6 +93,13 @@ FAULTS = {
                   "there over NBD: with that host's power pulled, the guest loses its disk",
 }
 NBD_PORT, NBD_EXPORT = 10809, "local-disk"
+
+
+def incoming_ports(inventory: Inventory) -> dict[str, int]:
+    """The port each guest's incoming QEMU listens on: the first guest on the relocation
+    port (the article's 8002), each further guest on the next one, so that several guests
+    can move to one host at once."""
+    return {g.name: inventory.relocation_port + i for i, g in enumerate(inventory.guests)}
 LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
 
 
@@ -154,7 +162,8 @@ class StorageFacts:
     """What the storage step made: the exported image and where the LV lies in it."""
 
     image: str
-    lv_range: ByteRange
+    lv_range: ByteRange  # the first guest's LV (lvm.lv)
+    lv_ranges: dict[str, ByteRange] = field(default_factory=dict)  # by LV name
 
 
 class EmbeddedLab(BuiltLab):
@@ -171,7 +180,7 @@ class EmbeddedLab(BuiltLab):
         self.qemu_binary = qemu_binary
         self.hosts: dict[str, LabHost] = {}
         self.storage_facts: StorageFacts | None = None
-        self.guest_host: str | None = None  # where vm1 runs now
+        self.guest_hosts: dict[str, str] = {}  # domain -> where it runs now
         self._driver: QemuDriver | None = None
         self._lv_ranges: dict[tuple[str, ...], ByteRange] | None = None  # for device_ref
 
@@ -202,10 +211,11 @@ class EmbeddedLab(BuiltLab):
     def _stop_guest(self) -> None:
         if self._driver:
             for host in self._driver.hosts:
-                try:
-                    self._driver.stop(host, self.inventory.domain.name)
-                except Exception:  # noqa: BLE001 - best effort: the reaper kills what is left
-                    pass
+                for guest in self.inventory.guests:
+                    try:
+                        self._driver.stop(host, guest.name)
+                    except Exception:  # noqa: BLE001 - best effort: the reaper kills the rest
+                        pass
 
     # -- network -------------------------------------------------------------------------
     def enter_network(self) -> None:
@@ -238,10 +248,11 @@ class EmbeddedLab(BuiltLab):
                 self._ip(host.namespace, "link", "set", "eth0", "master", inv.bridge)
                 self._ip(host.namespace, "addr", "add", address, "dev", inv.bridge)
                 self._ip(host.namespace, "link", "set", inv.bridge, "up")
-                for i, vif in enumerate(inv.domain.vifs):
-                    tap = tap_name(inv.domain.name, i)
-                    self._ip(host.namespace, "tuntap", "add", "dev", tap, "mode", "tap")
-                    self._ip(host.namespace, "link", "set", tap, "master", vif.bridge, "up")
+                for guest in inv.guests:
+                    for i, vif in enumerate(guest.domain.vifs):
+                        tap = tap_name(guest.name, i)
+                        self._ip(host.namespace, "tuntap", "add", "dev", tap, "mode", "tap")
+                        self._ip(host.namespace, "link", "set", tap, "master", vif.bridge, "up")
             else:
                 self._ip(host.namespace, "addr", "add", address, "dev", "eth0")
             self._write_etc(host)
@@ -325,16 +336,17 @@ class EmbeddedLab(BuiltLab):
             opts = ["--driverloaded", "n", "--devices", loop]
             lvm.run(["pvcreate", *opts, loop])
             lvm.run(["vgcreate", *opts, inv.lvm.vg, loop])
-            lvm.run(["lvcreate", *opts, "-an", "-Zn", "-L", f"{inv.lvm.size}b", "-n", inv.lvm.lv,
-                     inv.lvm.vg])
+            for guest in inv.guests:  # each guest its own LV, the first lvm.lv
+                lvm.run(["lvcreate", *opts, "-an", "-Zn", "-L", f"{inv.lvm.size}b", "-n",
+                         guest.lv, inv.lvm.vg])
         finally:
             self.local.run(["losetup", "-d", loop], check=False)
         reports = self.export_lvm_reports()
         pvs, vgs, lvs = reports.pvs, reports.vgs, reports.lvs
         pv = parse_pvs(pvs)[0]
         vg = next(v for v in parse_vgs(vgs) if v.name == inv.lvm.vg)
-        lv = next(v for v in parse_lvs(lvs) if v.name == inv.lvm.lv)
-        return StorageFacts(image=image, lv_range=lv_byte_range(lv, pv, vg))
+        ranges = {v.name: lv_byte_range(v, pv, vg) for v in parse_lvs(lvs) if v.vg == vg.name}
+        return StorageFacts(image=image, lv_range=ranges[inv.lvm.lv], lv_ranges=ranges)
 
     # -- guest image ---------------------------------------------------------------------
     def enter_guest_ready(self) -> None:
@@ -347,34 +359,40 @@ class EmbeddedLab(BuiltLab):
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, path)
         assert self.storage_facts is not None
-        rng = self.storage_facts.lv_range
-        with tempfile.TemporaryDirectory(prefix="xenlab-root-", dir=self.directory) as tmp:
-            stage_root(Path(tmp), hostname=inv.domain.name, root_device=inv.domain.root,
-                       filesystem=inv.filesystem, ssh=self._make_ssh(),
-                       hosts=self._hosts_file(),
-                       fstab_filesystem="reiserfs" if "fstab-type" in self.faults else None,
-                       edit_inittab="inittab-unedited" not in self.faults,
-                       inittab_backup="inittabe" in self.faults, memcheck=memcheck)
-            # mkfs.ext4 straight into the LV's byte range of the exported image
-            self.local.run(["mke2fs", "-q", "-F", "-t", inv.filesystem, "-L", inv.domain.name,
-                            "-E", f"offset={rng.offset}", "-d", tmp, self.storage_facts.image,
-                            f"{rng.size // 1024}k"])
-        config = render_domain_config(inv.domain)
-        for host in self.lab_hosts(Role.RESOURCE):
-            target = host.etc_file(inv.domain.config_path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(config)
+        ssh = self._make_ssh()
+        for guest in inv.guests:  # the image faults: in the first guest's image only
+            first = guest.name == inv.domain.name
+            rng = self.storage_facts.lv_ranges[guest.lv]
+            with tempfile.TemporaryDirectory(prefix="xenlab-root-", dir=self.directory) as tmp:
+                stage_root(Path(tmp), hostname=guest.name, root_device=guest.domain.root,
+                           filesystem=inv.filesystem, ssh=ssh, hosts=self._hosts_file(),
+                           fstab_filesystem="reiserfs" if first and "fstab-type" in self.faults
+                           else None,
+                           edit_inittab=not first or "inittab-unedited" not in self.faults,
+                           inittab_backup=first and "inittabe" in self.faults,
+                           memcheck=memcheck)
+                # mkfs.ext4 straight into the LV's byte range of the exported image
+                self.local.run(["mke2fs", "-q", "-F", "-t", inv.filesystem, "-L", guest.name,
+                                "-E", f"offset={rng.offset}", "-d", tmp,
+                                self.storage_facts.image, f"{rng.size // 1024}k"])
+            config = render_domain_config(guest.domain)
+            for host in self.lab_hosts(Role.RESOURCE):
+                target = host.etc_file(guest.domain.config_path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(config)
 
     def _make_ssh(self) -> GuestSsh:
         """A client key and a guest host key of this lab's own; the host key is pinned."""
         inv, d = self.inventory, self.ssh_dir
         client_key(self.local, d, f"xenlab-{inv.lab}")
         host_key = guest_host_key(self.local, d)
-        guest = inv.guest
-        (d / "known_hosts").write_text(f"{guest.name},{guest.address} {host_key}\n")
+        guests = [g.host for g in inv.guests]  # one host key for every guest of the lab
+        (d / "known_hosts").write_text("".join(f"{g.name},{g.address} {host_key}\n"
+                                               for g in guests))
         storage = self.lab_hosts(Role.STORAGE)[0]
-        (d / "config").write_text(ssh_entry(guest.name, str(guest.address), d,
-                                            namespace_proxy(storage.namespace)))
+        (d / "config").write_text("".join(ssh_entry(g.name, str(g.address), d,
+                                                    namespace_proxy(storage.namespace))
+                                          for g in guests))
         return guest_ssh(self.local, d)
 
     @property
@@ -385,15 +403,20 @@ class EmbeddedLab(BuiltLab):
     def enter_vm_running(self) -> None:
         inv = self.inventory
         resources = self.lab_hosts(Role.RESOURCE)
-        guest = IPv4Interface(f"{inv.guest.address}/{inv.network.prefixlen}")
-        self._driver = QemuDriver(resources, self.qemu_binary, self.resolve_disk, guest,
-                                     inv.relocation_port, self.domain_config)
+        addresses = {g.name: IPv4Interface(f"{g.host.address}/{inv.network.prefixlen}")
+                     for g in inv.guests}
+        self._driver = QemuDriver(resources, self.qemu_binary, self.resolve_disk, addresses,
+                                     incoming_ports(inv), self.domain_config)
         first = resources[0]
         if "local-disk" in self.faults:  # the lie: the disk secretly on the first host
             self._serve_local_disk(first)
-        self._driver.start(first.name, self.domain_config(first.name))
-        self.guest_host = first.name
-        self.wait_guest(timeout=90)
+        for guest in inv.guests:
+            with self.progress.step(f"{guest.name} started on {first.name}"):
+                self._driver.start(first.name, self.domain_config(first.name, guest.name))
+            self.guest_hosts[guest.name] = first.name
+        for guest in inv.guests:
+            with self.progress.step(f"{guest.name} answers ping"):
+                self.wait_guest(timeout=90 * len(inv.guests), guest=guest.name)
         self._inject_faults()
 
     def _inject_faults(self) -> None:
@@ -447,20 +470,22 @@ class EmbeddedLab(BuiltLab):
             storage.record_process(proc.pid, "another vblade export (fault)")
             time.sleep(0.1)
 
-    def domain_config(self, host: str) -> DomainConfig:
-        """The domain config as that host has it (parsed from its /etc)."""
-        path = self.hosts[host].etc_file(self.inventory.domain.config_path)
-        return parse_domain_config(path.read_text(), f"{host}:{self.inventory.domain.config_path}")
+    def domain_config(self, host: str, guest: str = "") -> DomainConfig:
+        """The domain config of `guest` (a name, or its config path; "": the first) as that
+        host has it (parsed from its /etc)."""
+        path = guest if guest.startswith("/") else guest_of(self.inventory, guest).domain.config_path
+        return parse_domain_config(self.hosts[host].etc_file(path).read_text(), f"{host}:{path}")
 
     def resolve_disk(self, host: str, source: str) -> DiskImage:
         """`phy:/dev/vg_xen/lv_vm1` -> the LV's byte range in the exported image."""
         assert self.storage_facts is not None
         kind, _, device = source.partition(":")
-        if kind != "phy" or device != self.inventory.lvm.path:
+        lvs = {f"/dev/{self.inventory.lvm.vg}/{g.lv}": g.lv for g in self.inventory.guests}
+        if kind != "phy" or device not in lvs:
             raise LabError(f"disk {source!r} of the domain config does not exist on {host} "
-                           f"(the lab has {self.inventory.lvm.path})")
-        rng = self.storage_facts.lv_range
-        if self._local_disk is not None:
+                           f"(the lab has {', '.join(lvs)})")
+        rng = self.storage_facts.lv_ranges[lvs[device]]
+        if self._local_disk is not None and lvs[device] == self.inventory.lvm.lv:
             return self._local_disk
         return DiskImage(self.storage_facts.image, rng.offset, rng.size)
 
@@ -477,25 +502,26 @@ class EmbeddedLab(BuiltLab):
         self._local_disk = DiskImage(str(copy), 0, rng.size,
                                      nbd=f"{host.address}:{NBD_PORT}/{NBD_EXPORT}")
 
-    def wait_guest(self, timeout: float = 60.0) -> float:
+    def wait_guest(self, timeout: float = 60.0, guest: str = "") -> float:
         """Wait until the guest answers ping from the observer; returns the seconds waited."""
+        spec = guest_of(self.inventory, guest)
         observer = self.observer_runner()
         start = time.monotonic()
-        while observer.run(["ping", "-c1", "-W1", "-q", str(self.inventory.guest.address)],
+        while observer.run(["ping", "-c1", "-W1", "-q", str(spec.host.address)],
                            check=False, timeout=5).rc != 0:
             if time.monotonic() - start > timeout:
-                console = ""
-                if self._driver and self.guest_host:
-                    path = self._driver.console_path(self.guest_host, self.inventory.domain.name)
+                console, where = "", self.guest_hosts.get(spec.name)
+                if self._driver and where:
+                    path = self._driver.console_path(where, spec.name)
                     console = path.read_text(errors="replace")[-1500:] if path.exists() else ""
-                raise LabError(f"{self.inventory.domain.name} does not answer ping after "
-                               f"{timeout} s; console:\n{console}")
+                raise LabError(f"{spec.name} does not answer ping after {timeout} s; "
+                               f"console:\n{console}")
         return time.monotonic() - start
 
     # -- what suites use ------------------------------------------------------------------
     def host(self, name: str) -> Host:
         """A testinfra Host for a lab host (commands run inside its namespace)."""
-        if name == self.inventory.guest.name:
+        if name in {g.host.name for g in self.inventory.guests}:
             return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.ssh_dir / "config"),
                                       controlpersist=0, timeout=15)
         if name not in self.hosts:
@@ -510,19 +536,19 @@ class EmbeddedLab(BuiltLab):
         return self.hosts[name].runner
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
-                timeout: float | None = None) -> MigrationResult:
+                timeout: float | None = None, guest: str = "") -> MigrationResult:
         """Live-migrate the guest from where it runs now to `destination`; with `fault`, one
         fault is set off mid-transfer (the fault suite) and undone afterwards."""
         assert self._driver is not None
-        source = self.guest_host
+        name = guest_of(self.inventory, guest).name
+        source = self.guest_hosts.get(name)
         if source is None or destination not in self.hosts:
-            raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
-                           f"to {destination}")
+            raise LabError(f"cannot migrate {name} from {source} to {destination}")
         cut = self._cut_later(destination) if "migration-cut" in self.faults else None
         injection = self._injection(fault, destination) if fault else None
         try:
             result = self._driver.migrate(
-                self.inventory.domain.name, source, destination,
+                name, source, destination,
                 timeout=timeout or self.inventory.limits.migration_timeout_s,
                 audit=self.memory_audit, injection=injection,
                 bandwidth_mib_s=FAULT_BANDWIDTH_MIB_S if fault else None)
@@ -532,7 +558,7 @@ class EmbeddedLab(BuiltLab):
             if cut is not None or fault is MigrationFault.LINK_CUT:
                 uncut(self.runner(destination))
         if result.completed:
-            self.guest_host = destination
+            self.guest_hosts[name] = destination
         return result
 
     def _injection(self, fault: MigrationFault, destination: str) -> Injection:
@@ -576,7 +602,7 @@ class EmbeddedLab(BuiltLab):
         """The destination listening on the relocation port, as it does for a migration
         (QEMU started with -incoming, paused), for as long as the block runs."""
         assert self._driver is not None
-        if destination == self.guest_host:
+        if destination == self.guest_hosts.get(self.inventory.domain.name):
             raise LabError(f"{self.inventory.domain.name} runs on {destination} already")
         self._driver.start(destination, self.domain_config(destination), incoming=True)
         try:

@@ -46,6 +46,7 @@ from xenlab.hypervisor.xen import (
     receiver_pids,
 )
 from xenlab.inventory.model import Inventory, Toolstack
+from xenlab.lab import guest_of
 from xenlab.lab import journal as jr
 from xenlab.lab.build.cut import cut, uncut
 from xenlab.lab.build.network import SWITCH_BRIDGE, add_switch
@@ -448,14 +449,14 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         yield
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
-                timeout: float | None = None) -> MigrationResult:
+                timeout: float | None = None, guest: str = "") -> MigrationResult:
         """`xl migrate` from where the guest runs to `destination`; with `fault`, one fault
         set off mid-stream, undone afterwards, and half-received copies waited for."""
         assert self._driver is not None
-        source = self.guest_location()
+        name = guest_of(self.inventory, guest).name
+        source = self.guest_location(name)
         if source is None or destination == source:
-            raise LabError(f"cannot migrate {self.inventory.domain.name} from {source} "
-                           f"to {destination}")
+            raise LabError(f"cannot migrate {name} from {source} to {destination}")
         injection = self._injection(fault, source, destination) if fault else None
         limit = timeout or self.inventory.limits.migration_timeout_s
         try:
@@ -463,10 +464,10 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
                 if injection is not None:
                     raise LabError("faults are set off by the xl and QEMU drivers, not by "
                                    "virsh: run the fault suite on the xl profile")
-                result = self._driver.migrate(self.inventory.domain.name, source,
+                result = self._driver.migrate(name, source,
                                                  destination, timeout=limit)
             else:
-                result = self._driver.migrate(self.inventory.domain.name, source,
+                result = self._driver.migrate(name, source,
                                                  destination, timeout=limit,
                                                  injection=injection)
         finally:

@@ -26,6 +26,7 @@ from xenlab.hypervisor.base import (
 )
 from xenlab.hypervisor.fake import FakeHypervisor, FakeWorld, fake_world
 from xenlab.inventory.model import Inventory
+from xenlab.lab import guest_of
 from xenlab.lab import journal as jr
 from xenlab.lab.built import BuiltLab
 from xenlab.measure.continuity import GuestState, MemcheckStatus
@@ -116,14 +117,15 @@ class FakeLab(BuiltLab):
         yield
 
     def migrate(self, destination: str, *, fault: MigrationFault | None = None,
-                timeout: float | None = None) -> MigrationResult:
-        source = self.guest_location() or self.the_world.hosts[0]
+                timeout: float | None = None, guest: str = "") -> MigrationResult:
+        name = guest_of(self.inventory, guest).name
+        source = self.guest_location(name) or self.the_world.hosts[0]
         injection = None
         if fault is not None:
             injection = (Injection(0.05, cancel=True) if fault is MigrationFault.CANCEL else
                          Injection(0.05, action=lambda: f"fake {fault.value} on {destination}"))
         return self.hypervisor.migrate(
-            self.inventory.domain.name, source, destination,
+            name, source, destination,
             timeout=timeout or float(self.inventory.limits.migration_timeout_s),
             injection=injection)
 

@@ -21,6 +21,7 @@ from xenlab.hosts.runner import Runner, describe_ssh_failure, host_runner
 from xenlab.hypervisor.base import Hypervisor, MigrationResult, RunningDomain, running_copy, sole_host
 from xenlab.hypervisor.registry import DriverContext, make_driver
 from xenlab.inventory.model import Connection, Inventory, Role
+from xenlab.lab import guest_of
 from xenlab.lab import journal as jr
 from xenlab.lab.guestkit import ensure_native_probe
 from xenlab.lab.power import CommandPower
@@ -211,15 +212,16 @@ class RealLab(BlockDeviceStorage):
         except OSError:
             pass
 
-    def guest_location(self) -> str | None:
-        return sole_host(self.hypervisor, self.inventory.domain.name)
+    def guest_location(self, guest: str = "") -> str | None:
+        return sole_host(self.hypervisor, guest_of(self.inventory, guest).name)
 
-    def running_guest(self) -> RunningDomain | None:
-        return running_copy(self.hypervisor, self.inventory.domain.name)
+    def running_guest(self, guest: str = "") -> RunningDomain | None:
+        return running_copy(self.hypervisor, guest_of(self.inventory, guest).name)
 
-    def migrate(self, destination: str) -> MigrationResult:
-        source = self.guest_location()
+    def migrate(self, destination: str, *, guest: str = "") -> MigrationResult:
+        name = guest_of(self.inventory, guest).name
+        source = self.guest_location(name)
         if source is None:
-            raise LabError(f"{self.inventory.domain.name} is not running on exactly one host")
-        return self.hypervisor.migrate(self.inventory.domain.name, source, destination,
+            raise LabError(f"{name} is not running on exactly one host")
+        return self.hypervisor.migrate(name, source, destination,
                                        timeout=self.inventory.limits.migration_timeout_s)

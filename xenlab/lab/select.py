@@ -32,9 +32,10 @@ LAB_FEATURES: dict[LabKind, frozenset[str]] = {
 }
 
 
-# guests a lab runs at once. The inventory describes several (each its own LV, config and
-# MACs, checked when it is read); every lab kind runs the first only, and says so
-GUESTS_RUN = 1
+# guests each kind of lab runs at once (each its own LV, config and MACs, checked when the
+# inventory is read). The embedded QEMU lab runs several; the others run one, and say so
+GUESTS_RUN: dict[LabKind, int] = {LabKind.EMBEDDED: 8, LabKind.EMBEDDED_XEN: 1,
+                                  LabKind.REAL: 1, LabKind.FAKE: 1}
 
 
 def lab_features(inventory: Inventory) -> frozenset[str]:
@@ -74,11 +75,12 @@ def make_lab(inventory: Inventory, *, progress: Progress, root: Path, cache: Pat
              allow_power_off: bool = False) -> Lab:
     """The lab the inventory names, not yet up. LabUnavailable: it cannot be built here."""
     guests = [g.name for g in inventory.guests]
-    if len(guests) > GUESTS_RUN:
+    most = GUESTS_RUN[inventory.kind]
+    if len(guests) > most:
         raise LabError(f"{inventory.path}: all.children.guests.hosts lists {len(guests)} "
-                       f"guests ({', '.join(guests)}); a {inventory.kind.value} lab runs "
-                       f"{GUESTS_RUN} guest in this version of xenlab: keep one guest, or "
-                       "certify each guest with an inventory of its own")
+                       f"guests ({', '.join(guests)}); a {inventory.kind.value} lab runs at "
+                       f"most {most} in this version of xenlab: keep {most}, or certify the "
+                       "others with an inventory of their own")
     if inventory.kind is LabKind.EMBEDDED:
         from xenlab.lab.embedded import EmbeddedLab
         from xenlab.lab.qemu_kit import ensure_debian_qemu, is_version

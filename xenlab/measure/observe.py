@@ -11,7 +11,7 @@ from pathlib import Path
 
 from xenlab.errors import XenlabError
 from xenlab.inventory import Inventory
-from xenlab.lab import Lab
+from xenlab.lab import Lab, guest_of
 from xenlab.lab.image import ECHO_PORT
 from xenlab.measure.continuity import judge
 from xenlab.measure.ping import PingRun, figures, parse_ping, steady, timeline
@@ -56,28 +56,30 @@ def wait_until_steady(prober: Prober, mark: int, minimum_s: float,
         time.sleep(0.05)
 
 
-def tcp_stream(lab: Lab, inventory: Inventory, interval_s: float) -> TcpStream:
+def tcp_stream(lab: Lab, inventory: Inventory, interval_s: float,
+               guest: str = "") -> TcpStream:
     """The TCP connection from the observer through the guest's echo service."""
-    return TcpStream(lab.runner(inventory.observer), str(inventory.guest.address), ECHO_PORT,
+    address = str(inventory.guest_named(guest).host.address)
+    return TcpStream(lab.runner(inventory.observer), address, ECHO_PORT,
                      interval_s=interval_s, python=lab.probe_python)
 
 
 def observe_migration(lab: Lab, step: Step, witness: GuestWitness,
-                      make_prober: Callable[[], Prober], make_stream: Callable[[], TcpStream],
+                      make_prober: Callable[[str], Prober], make_stream: Callable[[str], TcpStream],
                       results_dir: Path) -> MigrationRecord:
     """Migrate one step while measuring everything; the record, with its timeline written
     under `results_dir`/timelines."""
     witness.ensure(step.scenario)
     before = witness.state()
-    stream = make_stream()
+    stream = make_stream(step.guest)
     stream.start()
-    prober = make_prober()
+    prober = make_prober(step.guest)
     prober.start()
     opened = time.monotonic()
     time.sleep(WINDOW_BEFORE_S)  # replies before the migration starts
     read_before = time.time()
     try:
-        result = lab.migrate(step.destination)
+        result = lab.migrate(step.destination, guest=step.guest)
     finally:
         # the meter's window: at least WINDOW_S long and WINDOW_AFTER_S past the end,
         # then until the replies are steady again (or WINDOW_MAX_AFTER_S: still open)
@@ -114,5 +116,6 @@ def observe_migration(lab: Lab, step: Step, witness: GuestWitness,
                     "events_s": result.events_s or None,
                     "note": result.note or None},
         network=network, tcp=tcp.as_dict(), continuity=continuity, passed=False,
-        timeline=str(timeline_file.relative_to(results_dir)))
+        timeline=str(timeline_file.relative_to(results_dir)),
+        guest=guest_of(lab.inventory, step.guest).name)
     return record

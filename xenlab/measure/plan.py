@@ -13,10 +13,12 @@ class Step:
     round_trip: int
     source: str
     destination: str
+    guest: str = ""  # which guest moves ("": the first, whose ids name no guest)
 
     @property
     def id(self) -> str:
-        return f"{self.scenario}-rt{self.round_trip}-{self.source}->{self.destination}"
+        who = f"{self.guest}-" if self.guest else ""
+        return f"{self.scenario}-{who}rt{self.round_trip}-{self.source}->{self.destination}"
 
 
 def ring(hosts: list[str]) -> list[tuple[str, str]]:

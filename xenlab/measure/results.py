@@ -16,7 +16,8 @@ from typing import Any
 
 from xenlab.errors import ParseError, UserInputError, XenlabError
 
-SCHEMA = "xenlab-results/1"
+SCHEMA = "xenlab-results/2"  # written; /2 adds each migration's guest (several per lab)
+SCHEMAS_READ = ("xenlab-results/1", SCHEMA)  # compare, trend and the report read both
 
 
 @dataclass
@@ -36,6 +37,7 @@ class MigrationRecord:
     passed: bool
     problems: list[str] = field(default_factory=list)
     timeline: str | None = None  # path of the timeline JSON, relative to results.json
+    guest: str = ""  # the guest's domain name (schema 1: its lab's one guest)
 
     @property
     def direction(self) -> str:
@@ -157,12 +159,24 @@ def parse_results(text: str, source: str = "results.json") -> Results:
     doc = _json_document(text, source)
     if not isinstance(doc, dict):
         raise ResultsFileError(source, "top level", "a JSON object", _show(doc))
-    if doc.get("schema", _MISSING) != SCHEMA:
-        raise ResultsFileError(source, "schema", f"{json.dumps(SCHEMA)} (a results.json of "
-                               "xenlab)", _show(doc.get("schema", _MISSING)))
+    schema = doc.get("schema", _MISSING)
+    if schema not in SCHEMAS_READ:
+        raise ResultsFileError(source, "schema", " or ".join(json.dumps(s) for s in SCHEMAS_READ)
+                               + " (a results.json of xenlab)", _show(schema))
     _check(_RESULTS, doc, (), source)
+    # schema 1 knew one guest per lab: its migrations are that guest's
+    first_guest = next((name for name, host in doc["lab"].get("hosts", {}).items()
+                        if isinstance(host, dict) and host.get("role") == "guests"), "")
     migrations = []
     for i, m in enumerate(doc["migrations"]):
+        if schema == SCHEMA and "guest" not in m:
+            raise ResultsFileError(source, f"migrations[{i}].guest",
+                                   f"the guest's name (schema {SCHEMA})", "nothing")
+        if schema != SCHEMA:
+            if "guest" in m:
+                raise ResultsFileError(source, f"migrations[{i}].guest",
+                                       f"no such key in schema {schema}", _show(m["guest"]))
+            m = {**m, "guest": first_guest}
         if m["ended_at"] < m["started_at"]:
             raise ResultsFileError(source, f"migrations[{i}].ended_at",
                                    f"a time at or after started_at ({_show(m['started_at'])})",
@@ -378,7 +392,7 @@ _MIGRATION = _object({
     "tcp": _object({"sent": _COUNT, "echoed": _COUNT, "in_order": _FLAG, "error": _TEXT,
                     "longest_stall_ms": _MS_OR_NULL, "stall_open": _FLAG}, null=True),
     "continuity": _list(_TEXT), "passed": _FLAG, "problems": _list(_TEXT),
-    "timeline": _TEXT_OR_NULL,
+    "timeline": _TEXT_OR_NULL, "guest": _TEXT,
 }, required=("id", "scenario", "round_trip", "source", "destination", "status", "started_at",
              "ended_at", "hypervisor", "network", "tcp", "continuity", "passed"), closed=True)
 

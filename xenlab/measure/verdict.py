@@ -18,7 +18,8 @@ def judge_record(record: MigrationRecord, inventory: Inventory, location: str | 
     if record.status != "completed":
         problems.append(f"status {record.status}: {record.hypervisor.get('error') or 'no detail'}")
     if location != record.destination:
-        problems.append(f"{inventory.domain.name} runs on {location or 'no single host'}, "
+        who = record.guest or inventory.domain.name
+        problems.append(f"{who} runs on {location or 'no single host'}, "
                         f"not only on {record.destination}")
     problems += record.continuity
     audit = record.hypervisor.get("memory_audit")

@@ -28,9 +28,11 @@ class GuestWitness:
     """The guest-side witnesses of continuity, set up once per scenario; what the guest
     lacks of them (memcheck, the echo service) is copied there first, and removed after."""
 
-    def __init__(self, guest: Host, inventory: Inventory, cache: Path) -> None:
+    def __init__(self, guest: Host, inventory: Inventory, cache: Path,
+                 domain: str = "") -> None:
         self.guest = guest
         self.inventory = inventory
+        self.domain = domain or inventory.domain.name  # which guest ("": the first)
         self.cache = cache
         self.scenario = ""
         self.pid = ""  # the witness process (a long sleep)
@@ -47,7 +49,7 @@ class GuestWitness:
                                      f"first migration)")
         if self.kit is None:
             try:
-                self.kit = prepare(self.guest, self.inventory.domain.name, self._builds,
+                self.kit = prepare(self.guest, self.domain, self._builds,
                                    ECHO_PORT)
             except XenlabError as exc:
                 self.unavailable = str(exc)
