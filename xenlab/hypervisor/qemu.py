@@ -4,6 +4,7 @@ destination's relocation port."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import time
@@ -50,7 +51,16 @@ QMP_COMMAND_S = 120.0  # one command (pmemsave of a guest's memory is the longes
 class _Monitor(QEMUMonitorProtocol):
     """qemu.qmp's synchronous client, with a deadline on connecting too: its `connect()`
     waits for QEMU's greeting forever (seen when Ctrl-C came while QEMU was starting: the
-    teardown then never ended)."""
+    teardown then never ended). Each has an event loop of its own: qemu.qmp's shim shares
+    the thread's, and the guests of one maintenance wave migrate from threads of their own,
+    each polling its QMP at once ("This event loop is already running", seen)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self._aloop = asyncio.new_event_loop()
+
+    def loop_close(self) -> None:
+        self._aloop.close()
 
     def connect_within(self, timeout: float) -> None:
         self._qmp.await_greeting = True
@@ -228,6 +238,7 @@ class QemuDriver(HostStates):
         if monitor is not None:
             with contextlib.suppress(Exception):
                 monitor.close()
+                monitor.loop_close()  # only once the session is closed
 
     def close(self) -> None:
         """Close every QMP connection (before the QEMU processes are ended)."""
