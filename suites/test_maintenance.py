@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,19 +22,15 @@ from xenlab.lab import Lab
 from xenlab.measure.evacuation import (
     Guest,
     MaintenanceWindow,
-    Move,
     judge_evacuation,
     plan_evacuation,
     returns,
 )
 from xenlab.measure.guestdata import GuestData
 from xenlab.measure.ping import figures
-from xenlab.measure.plan import Step
 from xenlab.measure.prober import Prober
 from xenlab.measure.results import MigrationRecord
-from xenlab.measure.verdict import judge_record
 from xenlab.plugin import LabOptions
-from xenlab.report.extras import Attach
 from xenlab.storage.lvm import parse_lvs
 
 pytestmark = pytest.mark.destructive
@@ -56,40 +51,14 @@ def _copies(lab: Lab, inventory: Inventory) -> list[tuple[str, str, str]]:
             lab.hypervisor.copies(g.name)]
 
 
-def _step_guest(inventory: Inventory, guest: str) -> str:
-    """The guest as a step names it: "" in a lab of one guest (its ids name none)."""
-    return guest if len(inventory.guests) > 1 else ""
-
-
-def _wave(observed_migration: Callable[[Step], MigrationRecord], lab: Lab,
-          inventory: Inventory, attach: Attach, scenario: str,
-          moves: tuple[Move, ...]) -> list[MigrationRecord]:
-    """The wave's moves at once (each from its own thread, with its own prober, stream and
-    witnesses), each judged on its own."""
-    def one(move: Move) -> MigrationRecord:
-        return observed_migration(Step(scenario, 1, move.source, move.destination,
-                                       _step_guest(inventory, move.guest)))
-
-    if len(moves) == 1:
-        records = [one(moves[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=len(moves)) as pool:
-            records = list(pool.map(one, moves))
-    for record in records:
-        record.problems = judge_record(record, inventory, lab.guest_location(record.guest))
-        record.passed = not record.problems
-        attach.migration(record)
-    return records
-
-
 def _downtime(record: MigrationRecord) -> str:
     return f"{(record.network or {}).get('downtime_ms', float('nan')):.1f} ms"
 
 
 def test_a_host_is_emptied_while_service_goes_on(
         lab: Lab, inventory: Inventory, maintenance: MaintenanceWindow, phase: str,
-        lab_options: LabOptions, observed_migration: Callable[[Step], MigrationRecord],
-        attach: Attach) -> None:
+        lab_options: LabOptions,
+        migrate_wave: Callable[..., list[MigrationRecord]]) -> None:
     window = maintenance
     source = lab.guest_location()  # the host to empty: the one the first guest runs on
     assert source is not None, f"{inventory.domain.name} runs on no single host"
@@ -105,7 +74,7 @@ def test_a_host_is_emptied_while_service_goes_on(
     assert not plan.problems, "nothing moved: " + "; ".join(plan.problems)
     problems = []
     for wave in plan.waves:
-        for record in _wave(observed_migration, lab, inventory, attach, "evacuation", wave):
+        for record in migrate_wave("evacuation", wave):
             window.migrations.append(record.id)
             window.say(f"{record.guest} on {record.destination}: network downtime "
                        f"{_downtime(record)}")
@@ -212,7 +181,7 @@ def test_the_host_comes_back_and_is_checked_before_the_guests_return(
 
 def test_the_guests_return_to_the_host_they_left(
         lab: Lab, inventory: Inventory, maintenance: MaintenanceWindow, phase: str,
-        observed_migration: Callable[[Step], MigrationRecord], attach: Attach) -> None:
+        migrate_wave: Callable[..., list[MigrationRecord]]) -> None:
     window = maintenance
     _after(window, "a_host_is_emptied_while_service_goes_on")
     if lab.power_control() is not None:
@@ -221,7 +190,7 @@ def test_the_guests_return_to_the_host_they_left(
     assert plan is not None
     problems = []
     for wave in returns(plan):
-        for record in _wave(observed_migration, lab, inventory, attach, "return", wave):
+        for record in migrate_wave("return", wave):
             window.migrations.append(record.id)
             problems += [f"{record.id}: {p}" for p in record.problems]
     for move in plan.moves:

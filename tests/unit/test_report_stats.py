@@ -147,3 +147,27 @@ def test_the_maintenance_window_of_a_saved_qemu_run() -> None:
     assert html.count("<tr>") == 1 + len(window["events"])
     assert "powered off: SIGKILL to" in html and 'id="xenlab-maintenance-plot"' in html
     assert maintenance_html(load_results(DATA / "results/embedded-run.json")) == ""
+
+
+def test_the_three_guest_run_has_a_lane_per_guest_and_a_storm() -> None:
+    """A saved run of inventories/embedded-guests.yml: the window's lanes are vm1..vm3 (each
+    with its two outages), and the storm's table holds every storm migration with how many
+    ran at once, its plot beside it."""
+    from xenlab.report.latency import _against_limit, maintenance_html, storm_html
+    from xenlab.report.plots import maintenance_png
+
+    run = load_results(DATA / "results/embedded-guests-run.json")
+    html = maintenance_html(run)
+    assert "every phase done" in html and html.count("answered") == 3
+    storm = [m for m in run.migrations if m.scenario.startswith("storm-")]
+    table = storm_html(run)
+    assert table.count("<tr>") == 1 + len(storm) and 'id="xenlab-storm-plot"' in table
+    for level in (1, 2, 3):
+        assert f"<td>{level}</td>" in table
+    over = [m for m in storm if (m.network or {})["downtime_ms"] > 1000]
+    assert table.count("over (1000 ms)") == len(over)
+    assert _against_limit(storm[0], None) == "–"
+    assert storm_html(load_results(DATA / "results/embedded-run.json")) == ""
+    lanes = {m.guest for m in run.migrations if m.id in run.maintenance[0]["migrations"]}
+    assert lanes == {"vm1", "vm2", "vm3"}
+    assert maintenance_png(sorted(lanes), [[(1.0, 1.1)]] * 3, [], 20.0)[:4] == b"\x89PNG"

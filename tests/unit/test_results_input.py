@@ -397,26 +397,32 @@ def test_schema_1_is_read_with_its_one_guest_named() -> None:
 
 
 def test_schema_2_holds_each_guests_migrations() -> None:
-    new = load_results(DATA / "embedded-guests-maintenance-run.json")
+    new = load_results(DATA / "embedded-guests-run.json")
     assert new.lab["guests"] == ["vm1", "vm2", "vm3"]
-    moved = sorted((m.scenario, m.guest) for m in new.migrations)
+    moved = sorted((m.scenario, m.guest) for m in new.migrations
+                   if m.scenario in ("evacuation", "return"))
     assert moved == sorted((s, g) for s in ("evacuation", "return")
                            for g in ("vm1", "vm2", "vm3"))
-    assert all(m.id.startswith(f"{m.scenario}-{m.guest}-rt1-") for m in new.migrations)
+    several = [m for m in new.migrations if m.guest != "vm1" or m.scenario != "idle"]
+    assert all(m.id.startswith(f"{m.scenario}-{m.guest}-rt1-") for m in several)
+    storm = [m for m in new.migrations if m.scenario.startswith("storm-")]
+    assert {m.concurrency for m in storm} == {1, 2, 3}
+    assert all(m.concurrency == 2 for m in new.migrations if m.scenario == "evacuation"
+               and m.guest in ("vm1", "vm2"))  # the inventory's two at a time
 
 
 def test_compare_reads_one_schema_against_the_other() -> None:
     from xenlab.measure.results import compare_results
 
     old = load_results(DATA / "embedded-maintenance-run.json")  # schema 1
-    new = load_results(DATA / "embedded-guests-maintenance-run.json")  # schema 2
+    new = load_results(DATA / "embedded-guests-run.json")  # schema 2
     rows = compare_results(old, new)
     assert {(r.scenario, r.direction) for r in rows} >= {
         ("evacuation", "xen_resource_1->xen_resource_2")}, rows
 
 
 def test_each_schema_has_its_own_keys(tmp_path: Path) -> None:
-    text = (DATA / "embedded-guests-maintenance-run.json").read_text()
+    text = (DATA / "embedded-guests-run.json").read_text()
     doc = json.loads(text)
     del doc["migrations"][2]["guest"]
     refused(written(tmp_path, json.dumps(doc)), "migrations[2].guest", "xenlab-results/2")

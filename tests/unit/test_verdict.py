@@ -92,3 +92,41 @@ def test_the_plan_is_scenarios_by_round_trips_by_hops() -> None:
     assert len(three) == 6 and three[0].source == "a" and three[-1].destination == "a"
     assert len({(s.source, s.destination) for s in three}) == 6  # every ordered pair once
     assert len(plan(["a", "b", "c"], ("idle",), 1)) == 3  # the ring
+
+
+@pytest.mark.parametrize(("guests", "levels"), [(1, [1]), (2, [1, 2]), (3, [1, 2, 3]),
+                                                (8, [1, 2, 8])])
+def test_storm_levels_are_1_2_and_n(guests: int, levels: list[int]) -> None:
+    from xenlab.measure.plan import storm_levels
+
+    assert storm_levels(guests) == levels
+
+
+def test_a_step_names_its_guest_only_when_given() -> None:
+    from xenlab.measure.plan import Step
+
+    assert Step("idle", 1, "a", "b").id == "idle-rt1-a->b"  # one guest: ids as before
+    assert Step("storm-2", 1, "a", "b", "vm2").id == "storm-2-vm2-rt1-a->b"
+
+
+def test_a_storm_judges_all_but_the_limits() -> None:
+    """Without limits a record over the downtime and loss limits passes; a broken TCP
+    connection or a guest in the wrong place still fails."""
+    import dataclasses as dc
+
+    from xenlab.inventory import load_inventory
+    from xenlab.measure.results import load_results
+    from xenlab.measure.verdict import judge_record
+
+    repo = Path(__file__).parents[2]
+    inv = load_inventory(repo / "inventories/embedded-guests.yml")
+    run = load_results(repo / "tests/data/results/embedded-guests-run.json")
+    m = run.migrations[0]
+    slow = dc.replace(m, network={**(m.network or {}), "downtime_ms": 5000.0,
+                                  "loss_pct": 90.0})
+    assert any("limit" in p for p in judge_record(slow, inv, m.destination))
+    assert judge_record(slow, inv, m.destination, limits=False) == []
+    broken = dc.replace(slow, tcp={**(m.tcp or {}), "error": "reset"})
+    assert judge_record(broken, inv, "elsewhere", limits=False) == [
+        f"{m.guest} runs on elsewhere, not only on {m.destination}",
+        "the TCP connection broke: reset"]

@@ -46,3 +46,9 @@ def plan(hosts: list[str], scenarios: tuple[str, ...], roundtrips: int,
     hops = matrix(hosts) if pattern == "matrix" and len(hosts) > 2 else ring(hosts)
     return [Step(scenario, rt, a, b) for scenario in scenarios
             for rt in range(1, roundtrips + 1) for a, b in hops]
+
+
+def storm_levels(guests: int) -> list[int]:
+    """A storm's numbers of migrations at once: 1, 2 and N (each once: two guests give 1
+    and 2; one guest, 1)."""
+    return sorted({level for level in (1, 2, guests) if 1 <= level <= guests})

@@ -38,6 +38,7 @@ class MigrationRecord:
     problems: list[str] = field(default_factory=list)
     timeline: str | None = None  # path of the timeline JSON, relative to results.json
     guest: str = ""  # the guest's domain name (schema 1: its lab's one guest)
+    concurrency: int = 1  # migrations running at once, this one among them
 
     @property
     def direction(self) -> str:
@@ -173,9 +174,10 @@ def parse_results(text: str, source: str = "results.json") -> Results:
             raise ResultsFileError(source, f"migrations[{i}].guest",
                                    f"the guest's name (schema {SCHEMA})", "nothing")
         if schema != SCHEMA:
-            if "guest" in m:
-                raise ResultsFileError(source, f"migrations[{i}].guest",
-                                       f"no such key in schema {schema}", _show(m["guest"]))
+            for key in ("guest", "concurrency"):
+                if key in m:
+                    raise ResultsFileError(source, f"migrations[{i}].{key}",
+                                           f"no such key in schema {schema}", _show(m[key]))
             m = {**m, "guest": first_guest}
         if m["ended_at"] < m["started_at"]:
             raise ResultsFileError(source, f"migrations[{i}].ended_at",
@@ -393,6 +395,7 @@ _MIGRATION = _object({
                     "longest_stall_ms": _MS_OR_NULL, "stall_open": _FLAG}, null=True),
     "continuity": _list(_TEXT), "passed": _FLAG, "problems": _list(_TEXT),
     "timeline": _TEXT_OR_NULL, "guest": _TEXT,
+    "concurrency": _number("an integer >= 1", 1, integer=True),
 }, required=("id", "scenario", "round_trip", "source", "destination", "status", "started_at",
              "ended_at", "hypervisor", "network", "tcp", "continuity", "passed"), closed=True)
 

@@ -104,6 +104,9 @@ CHECKS: dict[str, tuple[str, str]] = {
         "the host comes back: AoE, the LV, relocation", "maintenance"),
     "test_the_guests_return_to_the_host_they_left": ("the guests return to the host",
                                                      "maintenance"),
+    # test_storm.py
+    "test_downtime_against_concurrency": ("a storm: 1, 2, N guests moved at once, both ways",
+                                          "maintenance"),
 }
 
 

@@ -16,6 +16,7 @@ from xenlab.report.plots import (
     distribution_png,
     maintenance_png,
     split_png,
+    storm_png,
     timeline_png,
 )
 from xenlab.report.stats import FIGURES, Group, groups, plausibility, split
@@ -160,6 +161,40 @@ def latency_html(results: Results, results_dir: Path, baseline: Results | None =
                       timelines_html(results, results_dir)])
 
 
+def _against_limit(m: MigrationRecord, limit: object) -> str:
+    downtime = (m.network or {}).get("downtime_ms")
+    if not isinstance(limit, int | float) or downtime is None:
+        return "–"
+    return "within" if downtime <= limit else f"over ({limit:.0f} ms)"
+
+
+def storm_html(results: Results) -> str:
+    """The migration storm: downtime against the number of migrations at once (a plot),
+    and each leg's migrations with their figures (a table)."""
+    storm = [m for m in results.migrations if m.scenario.startswith("storm-")]
+    if not storm:
+        return ""
+    limit = (results.lab.get("limits") or {}).get("downtime_ms")
+    points = [(m.scenario, m.concurrency, (m.network or {}).get("downtime_ms"),
+               m.hypervisor.get("downtime_ms")) for m in storm]
+    plot = png_tag(storm_png(points), "migration storm: downtime against concurrency",
+                   "xenlab-storm-plot")
+    rows = "".join(
+        f"<tr><td>{escape(m.scenario.removeprefix('storm-'))}</td><td>{m.concurrency}</td>"
+        f"<td>{escape(m.guest)}</td><td>{escape(m.direction)}</td>"
+        f"<td>{_ms((m.network or {}).get('downtime_ms'))}</td>"
+        f"<td>{_ms(m.hypervisor.get('downtime_ms'))}</td>"
+        f"<td>{_ms(m.hypervisor.get('total_time_ms'))}</td>"
+        f"<td>{_against_limit(m, limit)}</td>"
+        f"<td>{'passed' if m.passed else 'FAILED'}</td></tr>" for m in storm)
+    return ('<h3 id="xenlab-storm">Migration storm</h3>' + plot +
+            "<div class='xenlab-wide'><table id='xenlab-storm-table'><tr><th>leg</th>"
+            "<th>at once</th><th>guest</th><th>direction</th><th>network downtime ms</th>"
+            "<th>hypervisor downtime ms</th><th>total ms</th><th>one migration's limit</th>"
+            "<th>verdict</th></tr>"
+            f"{rows}</table></div>")
+
+
 def maintenance_html(results: Results) -> str:
     """Each maintenance window: its length, a lane per guest with its outages, the events."""
     parts = []
@@ -175,8 +210,7 @@ def maintenance_html(results: Results) -> str:
             if m is None:
                 continue
             net = m.network or {}
-            guest = next((str(h) for h, v in (results.lab.get("hosts") or {}).items()
-                          if isinstance(v, dict) and v.get("role") == "guests"), "guest")
+            guest = m.guest or "guest"  # schema 1: its one guest, named when read
             spans = lanes.setdefault(guest, [])
             if net.get("gap_start") and net.get("gap_end"):
                 spans.append((float(net["gap_start"]) - opened, float(net["gap_end"]) - opened))

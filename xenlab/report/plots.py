@@ -186,3 +186,36 @@ def maintenance_png(lanes: Sequence[str], outages: Sequence[Sequence[tuple[float
     if any(outages):
         ax.legend(loc="lower right")
     return _png(fig)
+
+
+def storm_png(points: Sequence[tuple[str, int, float | None, float | None]]) -> bytes:
+    """Downtime against the number of migrations at once: (leg, concurrency, network ms,
+    hypervisor ms) per migration of the storm; each concurrency a column of points, the
+    network's and the hypervisor's side by side, the median of each marked."""
+    levels = sorted({c for _, c, _, _ in points})
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for offset, index, color, label in ((-0.08, 2, NETWORK, "network downtime (meter)"),
+                                        (0.08, 3, HYPERVISOR, "hypervisor downtime")):
+        xs, ys = [], []
+        for p in points:
+            value = p[index]
+            if value is not None:
+                xs.append(levels.index(p[1]) + offset)
+                ys.append(float(value))
+        if ys:
+            ax.plot(xs, ys, "o", color=color, markersize=4, alpha=0.7, label=label)
+        for i, level in enumerate(levels):
+            column = sorted(float(p[index]) for p in points  # type: ignore[arg-type]
+                            if p[1] == level and p[index] is not None)
+            if column:
+                median = column[len(column) // 2]
+                ax.plot([i + offset - 0.06, i + offset + 0.06], [median, median], "-",
+                        color=color, linewidth=2)
+    ax.set_xticks(list(range(len(levels))))
+    ax.set_xticklabels([str(level) for level in levels])
+    ax.set_xlim(-0.5, len(levels) - 0.5)
+    ax.set_xlabel("migrations at once")
+    ax.set_ylabel("downtime (ms)")
+    ax.set_title("migration storm: downtime against concurrency")
+    ax.legend(loc="upper left")
+    return _png(fig)

@@ -9,7 +9,12 @@ from pathlib import Path
 from xenlab.measure.results import Comparison, Results
 from xenlab.report.facts import changed_facts
 from xenlab.report.html import fmt as _f
-from xenlab.report.latency import calibration_html, latency_html, maintenance_html
+from xenlab.report.latency import (
+    calibration_html,
+    latency_html,
+    maintenance_html,
+    storm_html,
+)
 from xenlab.report.matrix import CheckOutcome, build_matrix, matrix_html
 
 # over pytest-html's own sheet: readable at phone width (its body is at least 800 px wide),
@@ -125,6 +130,7 @@ def summary_html(results: Results, failed: list[str], inventory_path: str,
     if results.migrations:
         parts.append(latency_html(results, results_dir or Path("."), baseline_results))
         parts.append(maintenance_html(results))
+        parts.append(storm_html(results))
         parts.append(migrations_html(results, baseline))
     parts.append(calibration_text(results))
     parts.append(calibration_html(results))
