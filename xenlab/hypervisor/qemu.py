@@ -73,7 +73,15 @@ class _Monitor(QEMUMonitorProtocol):
 
     def _sync(self, future: Any, timeout: float | None = None) -> Any:
         with _Monitor._lock:
-            return super()._sync(future, timeout)
+            try:
+                return super()._sync(future, timeout)
+            except KeyboardInterrupt:
+                # Ctrl-C inside the loop leaves its task half-run, and the next command on
+                # that loop raises it again (seen: the teardown's `quit` interrupted in CI's
+                # abuse test): later monitors get a fresh loop
+                if _Monitor._loop is self._aloop:
+                    _Monitor._loop = asyncio.new_event_loop()
+                raise
 
     def connect_within(self, timeout: float) -> None:
         self._qmp.await_greeting = True
