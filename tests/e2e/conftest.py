@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labrun import REPO, Background, start_certification
+from labrun import REPO, Background, down_if_left, start_certification
 
 XEN_MODULE = "tests/e2e/test_embedded_xen.py"
 
@@ -36,8 +36,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def lab_files(tmp_path: Path) -> tuple[Path, Path, str]:
-    """An inventory for a lab of its own name, and a lab root of its own."""
+def lab_files(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
+    """An inventory for a lab of its own name, and a lab root of its own (whatever the
+    test leaves of that lab is torn down after it)."""
     name = f"e2e{os.getpid() % 10000}"
     text = (REPO / "inventories/embedded.yml").read_text().replace("lab: embedded", f"lab: {name}")
     # CI runs these beside two TCG Xen labs on 2 cores: the prober then sends about half its
@@ -47,7 +48,8 @@ def lab_files(tmp_path: Path) -> tuple[Path, Path, str]:
     text = text.replace("loss_pct: 5,", "loss_pct: 25,")
     inventory = tmp_path / "lab.yml"
     inventory.write_text(text)
-    return inventory, tmp_path / "labs", name
+    yield inventory, tmp_path / "labs", name
+    down_if_left(name, tmp_path / "labs")
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,15 @@ def leftovers(name: str, root: Path) -> list[str]:
     return found
 
 
+def down_if_left(name: str, root: Path) -> None:
+    """After a test: a lab it left (a failed assertion stops a test before its own clean-up)
+    is torn down by its journal, so CI's machine is clean whatever the test's outcome."""
+    if leftovers(name, root):
+        subprocess.run([sys.executable, "-m", "xenlab.cli", "lab", "down", "--lab", name,
+                        "--root", str(root)], cwd=REPO, capture_output=True, check=False,
+                       timeout=300)
+
+
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> list[str]:
     seen: list[str] = []
     deadline = time.monotonic() + timeout

@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labrun import REPO, leftovers, results_are_read_back, suites
+from labrun import REPO, down_if_left, leftovers, results_are_read_back, suites
 
 
 @pytest.fixture
-def guests_lab(tmp_path: Path) -> tuple[Path, Path, str]:
+def guests_lab(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
     if os.geteuid() != 0:
         pytest.skip("the embedded lab needs root")
     name = f"g{os.getpid() % 10000}"
@@ -23,7 +24,8 @@ def guests_lab(tmp_path: Path) -> tuple[Path, Path, str]:
     assert "lab: embedded-guests " in text
     inventory = tmp_path / "lab.yml"
     inventory.write_text(text.replace("lab: embedded-guests ", f"lab: {name} "))
-    return inventory, tmp_path / "labs", name
+    yield inventory, tmp_path / "labs", name
+    down_if_left(name, tmp_path / "labs")
 
 
 def test_three_guests_emptied_powered_off_returned_and_stormed(
