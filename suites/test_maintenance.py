@@ -116,12 +116,14 @@ def test_guests_go_on_when_the_emptied_host_loses_power(
             problems.append(f"{guest} answered {net.received} of {net.sent} probes in "
                             f"{ANSWER_S:g} s after {source} lost its power")
     for guest in moved:
-        problems += _disk_survives(guest_data_of(guest), guest, source)
+        problems += _disk_survives(guest_data_of(guest), guest, source, window)
     assert not problems, "; ".join(problems)
 
 
-def _disk_survives(data: GuestData, guest: str, source: str) -> list[str]:
-    """A write to the guest's disk, synced, then read back from the disk (not the cache)."""
+def _disk_survives(data: GuestData, guest: str, source: str,
+                   window: MaintenanceWindow) -> list[str]:
+    """A write to the guest's disk, synced, then read back from the disk (not the cache);
+    the window says both digests."""
     data.answer_s = DISK_ANSWER_S
     try:
         written = data.write("power-off")
@@ -129,6 +131,8 @@ def _disk_survives(data: GuestData, guest: str, source: str) -> list[str]:
         return [f"{guest} could not write to its disk with {source} off "
                 f"({' '.join(str(exc).split())[-200:]}): its disk depends on {source}"]
     read = data.read_back("power-off")
+    window.say(f"{guest} wrote sha256 {written[:12]}, read back {(read or 'nothing')[:12]} "
+               "from disk")
     if read != written:
         return [f"{guest}'s disk did not give back what it wrote with {source} off (sha256 "
                 f"{written[:12]} written, {(read or 'nothing read')[:12]}): its disk depends "

@@ -93,6 +93,7 @@ FAULTS = {
                   "there over NBD: with that host's power pulled, the guest loses its disk",
 }
 NBD_PORT, NBD_EXPORT = 10809, "local-disk"
+LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
 
 
 def incoming_ports(inventory: Inventory) -> dict[str, int]:
@@ -100,7 +101,6 @@ def incoming_ports(inventory: Inventory) -> dict[str, int]:
     port (the article's 8002), each further guest on the next one, so that several guests
     can move to one host at once."""
     return {g.name: inventory.relocation_port + i for i, g in enumerate(inventory.guests)}
-LVM_CONF = "devices { obtain_device_list_from_udev = 0 use_devicesfile = 0 }\n"
 
 
 @dataclass
@@ -162,8 +162,13 @@ class StorageFacts:
     """What the storage step made: the exported image and where the LV lies in it."""
 
     image: str
-    lv_range: ByteRange  # the first guest's LV (lvm.lv)
+    first_lv: str  # the first guest's (lvm.lv)
     lv_ranges: dict[str, ByteRange] = field(default_factory=dict)  # by LV name
+
+    @property
+    def lv_range(self) -> ByteRange:
+        """Where the first guest's LV lies (the faults that touch one LV touch that one)."""
+        return self.lv_ranges[self.first_lv]
 
 
 class EmbeddedLab(BuiltLab):
@@ -346,7 +351,7 @@ class EmbeddedLab(BuiltLab):
         pv = parse_pvs(pvs)[0]
         vg = next(v for v in parse_vgs(vgs) if v.name == inv.lvm.vg)
         ranges = {v.name: lv_byte_range(v, pv, vg) for v in parse_lvs(lvs) if v.vg == vg.name}
-        return StorageFacts(image=image, lv_range=ranges[inv.lvm.lv], lv_ranges=ranges)
+        return StorageFacts(image=image, first_lv=inv.lvm.lv, lv_ranges=ranges)
 
     # -- guest image ---------------------------------------------------------------------
     def enter_guest_ready(self) -> None:
