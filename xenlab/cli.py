@@ -4,6 +4,8 @@
     xenlab lab down [--lab NAME] [--dry-run]   tear down a kept (or abandoned) embedded lab
                                     (--dry-run: list what would be removed, remove nothing)
     xenlab lab provision            run a kept embedded Xen lab's provisioning steps again
+    xenlab lab power off|on HOST    pull a kept embedded Xen lab's dom0 power, or boot it again
+                                    (what a real lab's xenlab_power_off/on lines do by IPMI)
     xenlab lab kit [--xen]          fetch the embedded guest's kernel, build its initramfs
                                     (--xen: and the embedded Xen lab's hosts)
     xenlab aoe-check CAPTURE.pcap   AoE problems in a capture (exit 1 when there are any)
@@ -139,6 +141,15 @@ def _main(argv: Sequence[str] | None) -> int:
                                                                str(jr.DEFAULT_ROOT)))
     again.add_argument("--cache", type=_path, default=_env_path("XENLAB_CACHE",
                                                                 "/var/cache/xenlab"))
+    power = lab_sub.add_parser("power", help="a kept embedded Xen lab's dom0 powered off hard "
+                               "(its QEMU machine killed) or on (booted and set up again)")
+    power.add_argument("state", choices=("off", "on"))
+    power.add_argument("host", type=_host_name, help="a resource host of the inventory")
+    power.add_argument("--inventory", type=_path, default="inventories/embedded-xen.yml")
+    power.add_argument("--root", type=_path, default=_env_path("XENLAB_LAB_ROOT",
+                                                               str(jr.DEFAULT_ROOT)))
+    power.add_argument("--cache", type=_path, default=_env_path("XENLAB_CACHE",
+                                                                "/var/cache/xenlab"))
     kit = lab_sub.add_parser("kit", help="fetch and build the embedded guest's kernel and initramfs")
     kit.add_argument("--xen", action="store_true",
                      help="also build the embedded Xen lab's host kit (debootstrap, minutes)")
@@ -251,6 +262,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"{len(outcomes)} steps: {applied} applied, {len(outcomes) - applied} "
               "already satisfied")
         return 0
+    if args.action == "power":
+        return _power(args)
     if args.action == "faults":
         from xenlab.lab.embedded import FAULTS
 
@@ -260,6 +273,28 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.action == "list":
         return _list(Path(args.root))
     return _down(args)
+
+
+def _power(args: argparse.Namespace) -> int:
+    """`xenlab lab power off|on HOST`: a kept embedded Xen lab's power switch."""
+    from xenlab.lab.embedded_xen import EmbeddedXenLab
+    from xenlab.progress import Progress
+
+    inventory = load_inventory(args.inventory)
+    if inventory.kind is not LabKind.EMBEDDED_XEN:
+        raise UserInputError(f"{args.inventory} is not an embedded Xen lab (kind "
+                             f"{inventory.kind.value}); a real lab's power is its own "
+                             "xenlab_power_off/on commands")
+    resources = [h.name for h in inventory.resources]
+    if args.host not in resources:
+        raise UserInputError(f"{args.host!r} is not a resource host of {args.inventory} "
+                             f"(its resource hosts: {', '.join(resources)})")
+    lab = EmbeddedXenLab(inventory, progress=Progress(), root=Path(args.root),
+                         cache=Path(args.cache))
+    lab.attach()
+    switch = lab.power_control()
+    print(switch.off(args.host) if args.state == "off" else switch.on(args.host))
+    return 0
 
 
 def _env_path(variable: str, default: str) -> str:

@@ -128,10 +128,12 @@ def start_certification(profile: str, old_name: str, name: str, tmp: Path,
 
 
 def as_real_inventory(embedded: Path, lab_dir: Path, name: str, out: Path,
-                      connection: str = "ssh") -> Path:
+                      connection: str = "ssh",
+                      power: dict[str, tuple[str, str]] | None = None) -> Path:
     """The kept embedded Xen lab described as a real lab, the way an administrator would
     write it: `kind: real`, the storage host `local` (pytest runs there), the dom0s and the
-    guest over `connection` with the lab's key and known_hosts, the export by its path."""
+    guests over `connection` with the lab's key and known_hosts, the export by its path;
+    with `power`, each resource host's xenlab_power_off and xenlab_power_on commands."""
     import yaml
 
     data = yaml.safe_load(embedded.read_text())
@@ -145,6 +147,8 @@ def as_real_inventory(embedded: Path, lab_dir: Path, name: str, out: Path,
         for spec in hosts[group]["hosts"].values():
             spec["ansible_ssh_private_key_file"] = str(lab_dir / "ssh" / "id_ed25519")
             spec["ansible_connection"] = connection if group == "resources" else "ssh"
+    for host, (off, on) in (power or {}).items():
+        hosts["resources"]["hosts"][host].update(xenlab_power_off=off, xenlab_power_on=on)
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 

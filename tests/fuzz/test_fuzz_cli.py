@@ -21,6 +21,7 @@ from xenlab.report import certificate
 
 REPO = Path(__file__).parents[2]
 RESULTS = sorted((REPO / "tests" / "data" / "results").glob("*.json"))
+XEN_INVENTORY = REPO / "inventories" / "embedded-xen.yml"
 CLI_FUZZ = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
@@ -39,6 +40,11 @@ TEMPLATES = [
     ["lab", "down", "--lab", "decoy", "--root", "ARG", "--dry-run"],
     ["lab", "list", "--root", "ARG"],
     ["lab", "provision", "--inventory", "ARG", "--root", "ROOT"],
+    ["lab", "power", "off", "ARG", "--root", "ROOT"],
+    ["lab", "power", "on", "xen_resource_1", "--inventory", "ARG", "--root", "ROOT"],
+    ["lab", "power", "ARG", "xen_resource_1", "--root", "ROOT"],
+    ["lab", "power", "off", "ARG", "--inventory", "XENINV", "--root", "ROOT"],
+    ["lab", "power", "on", "xen_resource_1", "--inventory", "XENINV", "--root", "ARG"],
     ["lab", "ARG"],
     ["ARG"],
     ["aoe-check", "ARG"],
@@ -132,7 +138,8 @@ def test_hostile_argv_is_refused_in_one_line(template: list[str], value: str, bl
     (sandbox / "blob").write_bytes(blob)
     good = str(RESULTS[0]) if RESULTS else "blob"
     argv = [{"ARG": value, "ROOT": str(sandbox / "labs"), "FILE": str(sandbox / "blob"),
-             "GOOD": good, "OUT": "out/" + value.replace("/", "_")}.get(a, a) for a in template]
+             "GOOD": good, "OUT": "out/" + value.replace("/", "_"),
+             "XENINV": str(XEN_INVENTORY)}.get(a, a) for a in template]
     if "--help" in argv or "-h" in argv or argv[:2] == ["lab", "kit"]:
         return  # argparse's help is not input to refuse; `lab kit` downloads a kernel
     check(argv, capsys, sandbox)

@@ -175,3 +175,82 @@ def test_the_certificate_never_writes_through_a_symlink_or_over_a_directory(
     with pytest.raises(ReportError, match="is not a file"):
         write_certificate(results, tmp_path / "dir.pdf")
     assert precious.read_text() == "not a certificate" and link.is_symlink()
+
+
+def test_a_dom0_back_from_a_power_pull_is_set_up_again_without_touching_storage() -> None:
+    """After its power comes back a dom0 needs what its boot would bring on a server: the
+    aoe driver, the export, every guest's LV active, the domain configs; nothing that
+    creates or writes storage, which the guests run on meanwhile."""
+    from xenlab.provision.steps import restore_steps
+
+    inventory = load_inventory(REPO / "inventories/embedded-xen.yml")
+    steps = restore_steps(inventory, "/dev/etherd/e0.0", "xen_resource_1", "xl")
+    assert [s.name for s in steps] == [
+        "aoe driver loaded", "/dev/etherd/e0.0 discovered", "/dev/vg_xen/lv_vm1 active",
+        "/dev/vg_xen/lv_vm2 active", "domain config /etc/xen/vm1.cfg",
+        "domain config /etc/xen/vm2.cfg"]
+    assert {s.host for s in steps} == {"xen_resource_1"}
+    assert all(s.wipes is None for s in steps)
+    actions = " ".join(s.act for s in steps)
+    for writes in ("pvcreate", "vgcreate", "lvcreate", "mkfs", "tar "):
+        assert writes not in actions, writes
+
+
+def test_the_embedded_xen_lab_refuses_guests_that_do_not_fit_on_one_host(
+        tmp_path: Path) -> None:
+    from xenlab.inventory.load import parse_inventory
+    from xenlab.lab.embedded_xen import EmbeddedXenLab
+    from xenlab.progress import Progress
+
+    text = (REPO / "inventories/embedded-xen.yml").read_text()
+    first = text.index("memory: 128") + 1  # vm2's is the second
+    for memory, said in (
+            ("256", "the guests ask for 384 MiB together (vm1 128, vm2 256); an embedded Xen "
+                    "host has room for 360 MiB"),
+            ("96", "vm2 has 96 MiB; a guest of the embedded Xen lab needs at least 128 MiB")):
+        second = text.index("memory: 128", first)
+        changed = text[:second] + f"memory: {memory}" + text[second + len("memory: 128"):]
+        inventory = parse_inventory(changed, str(tmp_path / "big.yml"))
+        with pytest.raises(LabError) as info:
+            EmbeddedXenLab(inventory, progress=Progress(), root=tmp_path / "labs",
+                           cache=tmp_path / "cache")
+        assert str(info.value).startswith(f"{tmp_path / 'big.yml'}: {said}"), str(info.value)
+    assert not (tmp_path / "labs").exists()  # nothing was built
+
+
+def test_the_dom0_power_pull_kills_only_the_machine_its_journal_recorded(
+        tmp_path: Path) -> None:
+    """Decoys: a process recorded as another host's, one whose record's start time is not
+    its own (a reused PID), and a host that is not a resource host: none is signalled."""
+    import subprocess
+
+    from xenlab.lab import journal as jr
+    from xenlab.lab.embedded_xen import XEN_HOST, EmbeddedXenLab
+    from xenlab.progress import Progress
+
+    inventory = load_inventory(REPO / "inventories/embedded-xen.yml")
+    lab = EmbeddedXenLab(inventory, progress=Progress(), root=tmp_path / "labs",
+                         cache=tmp_path / "cache")
+    lab.journal = jr.Journal.create(inventory.lab, lab.directory)
+    machine, other, reused = (subprocess.Popen(["sleep", "60"]) for _ in range(3))
+    try:
+        lab.journal.add_process(machine.pid, "xen_resource_1", XEN_HOST)
+        lab.journal.add_process(other.pid, "xen_resource_2", "host namespaces")
+        lab.journal.processes.append(jr.ProcessRecord(reused.pid, 1, "xen_resource_2",
+                                                      XEN_HOST))
+        power = lab.power_control()
+        said = power.off("xen_resource_1")
+        assert machine.wait(timeout=10) == -9, said  # SIGKILL: no shutdown
+        assert said == (f"xen_resource_1 powered off: SIGKILL to its QEMU machine (pid "
+                        f"{machine.pid}), no shutdown")
+        with pytest.raises(LabError, match=r"has 0 running machines .* it is not on"):
+            power.off("xen_resource_1")
+        with pytest.raises(LabError, match="xen_resource_2 has 0 running machines"):
+            power.off("xen_resource_2")  # its one record is not the process of that PID
+        with pytest.raises(LabError, match="xen_storage is not a resource host"):
+            power.off("xen_storage")
+        assert other.poll() is None and reused.poll() is None
+    finally:
+        for proc in (machine, other, reused):
+            proc.kill()
+            proc.wait()

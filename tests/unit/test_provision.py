@@ -31,7 +31,9 @@ REPO = Path(__file__).parents[2]
 def article_steps() -> list[Step]:
     inventory = load_inventory(REPO / "inventories/embedded-xen.yml")
     return [*storage_steps(inventory, "/dev/etherd/e0.0"),
-            *image_steps(inventory, "c2VjcmV0\n", "0123abcd"), *config_steps(inventory, "xl")]
+            *image_steps(inventory, {g.name: ("c2VjcmV0\n", "0123abcd") for g in
+                                     inventory.guests}),
+            *config_steps(inventory, "xl")]
 
 
 def test_plan_lists_every_command_per_host_in_order() -> None:

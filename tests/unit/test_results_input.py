@@ -417,8 +417,28 @@ def test_compare_reads_one_schema_against_the_other() -> None:
     old = load_results(DATA / "embedded-maintenance-run.json")  # schema 1
     new = load_results(DATA / "embedded-guests-run.json")  # schema 2
     rows = compare_results(old, new)
-    assert {(r.scenario, r.direction) for r in rows} >= {
-        ("evacuation", "xen_resource_1->xen_resource_2")}, rows
+    assert {(r.scenario, r.guest, r.direction) for r in rows} >= {
+        ("evacuation", "vm1", "xen_resource_1->xen_resource_2")}, rows
+    # the guests schema 1 did not have: reported, not judged
+    vm3 = [r for r in rows if r.guest == "vm3"]
+    assert vm3 and all(not r.regressed and r.reason == "only in the new run" for r in vm3)
+
+
+def test_compare_judges_each_guest_on_its_own() -> None:
+    """One guest's downtime tripled while two others kept theirs: the median over all
+    three would hide it; the guest's own row says so."""
+    import dataclasses
+
+    from xenlab.measure.results import compare_results
+
+    old = load_results(DATA / "embedded-guests-run.json")
+    slower = [dataclasses.replace(m, network={**m.network, "downtime_ms": 3 * m.network[
+        "downtime_ms"]}) if m.guest == "vm2" and m.network else m for m in old.migrations]
+    rows = compare_results(old, dataclasses.replace(old, migrations=slower))
+    regressed = {(r.scenario, r.guest) for r in rows if r.regressed}
+    assert regressed and {g for _, g in regressed} == {"vm2"}, rows
+    assert ("evacuation", "vm2") in regressed
+    assert all(not r.regressed for r in rows if r.guest in ("vm1", "vm3"))
 
 
 def test_each_schema_has_its_own_keys(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import os
 import shlex
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -31,7 +32,7 @@ import testinfra
 from testinfra.host import Host
 
 from xenlab.errors import CommandError, LabError
-from xenlab.hosts.runner import Runner, ssh_runner
+from xenlab.hosts.runner import Runner, host_prefix, ssh_runner
 from xenlab.hypervisor.base import (
     Injection,
     MigrationFault,
@@ -72,6 +73,7 @@ from xenlab.provision.steps import (
     config_steps,
     image_steps,
     libvirt_xml_path,
+    restore_steps,
     storage_steps,
     tree_digest,
 )
@@ -79,7 +81,17 @@ from xenlab.storage.lvm import LVS_ARGS, PVS_ARGS, VGS_ARGS, LvmReports
 from xenlab.storage.ref import BlockDeviceStorage
 
 HOST_MTU = 65000  # the dom0s' link: halves migration time against 1500 (measured)
-HOST_MEMORY_MIB = 640
+HOST_MEMORY_MIB = 768
+# what one dom0 host leaves its guests: `xl info` said free_memory 372 MiB with no guest;
+# every guest must fit on one host, as they all start on the first and an evacuation puts
+# them all on the other
+GUEST_ROOM_MIB = 360
+# the least a guest runs the harness's witnesses with: xl loads the guest kernel
+# uncompressed into the guest's memory, so 128 MiB leaves 82 MB to Linux; at 64 MiB the
+# guest does not build, at 96 it boots with 49 MB and the kernel's OOM killer ends the
+# 16 MiB memory checker (both seen)
+GUEST_MIN_MIB = 128
+XEN_HOST = "Xen host (QEMU)"  # what the journal says of a dom0's machine
 XEN_ARGS = ("console=com1 com1=115200,8n1 dom0_mem=384M,max:384M dom0_max_vcpus=1 "
             "loglvl=all guest_loglvl=all noreboot")
 DOM0_ARGS = "console=hvc0 earlyprintk=xen"
@@ -104,12 +116,26 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
                  root: Path = jr.DEFAULT_ROOT, cache: Path = DEFAULT_CACHE,
                  qemu_binary: str = "qemu-system-x86_64") -> None:
         super().__init__(inventory, progress, root, cache)
+        small = [g for g in inventory.guests if g.domain.memory < GUEST_MIN_MIB]
+        if small:
+            raise LabError(f"{inventory.path}: {small[0].name} has {small[0].domain.memory} "
+                           f"MiB; a guest of the embedded Xen lab needs at least "
+                           f"{GUEST_MIN_MIB} MiB (xl loads its kernel uncompressed into it, and the "
+                           "memory checker needs 16 MiB beside the guest's own)")
+        wanted = sum(g.domain.memory for g in inventory.guests)
+        if wanted > GUEST_ROOM_MIB:
+            raise LabError(
+                f"{inventory.path}: the guests ask for {wanted} MiB together ("
+                + ", ".join(f"{g.name} {g.domain.memory}" for g in inventory.guests)
+                + f"); an embedded Xen host has room for {GUEST_ROOM_MIB} MiB of guests, and "
+                "every guest must fit on one host: give them less memory (domain.memory)")
         self.qemu_binary = qemu_binary
         self.storage: LabHost | None = None
         self.kit: XenKit | None = None
         self._driver: XenCliDriver | VirshDriver | None = None
         self._hosts: dict[str, Host] = {}
         self._vblade: subprocess.Popen[bytes] | None = None
+        self._machines: dict[str, subprocess.Popen[bytes]] = {}  # the dom0s this run booted
 
     # -- naming --------------------------------------------------------------------------
     @property
@@ -139,6 +165,13 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
 
     def _forget_hosts(self) -> None:
         self._hosts.clear()
+
+    def forget_host(self, name: str) -> None:
+        """A dom0 that lost its power: its shared SSH connection closed, its Host forgotten."""
+        if (self.ssh_dir / "config").exists():
+            subprocess.run(["ssh", "-F", str(self.ssh_dir / "config"), "-O", "exit", name],
+                           capture_output=True, check=False, timeout=10)
+        self._hosts.pop(name, None)
 
     # -- network -------------------------------------------------------------------------
     def enter_network(self) -> None:
@@ -220,16 +253,16 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
                             "-f", str(key)])
             public = " ".join((key.with_suffix(".pub").read_text().split())[:2])
             known.append(f"{spec.name},{spec.address} {public}")
-        guest_key = guest_host_key(self.local, d)
-        guest = self.inventory.guest
-        known.append(f"{guest.name},{guest.address} {guest_key}")
+        guest_key = guest_host_key(self.local, d)  # one host key for every guest of the lab
+        guests = [g.host for g in self.inventory.guests]
+        known += [f"{g.name},{g.address} {guest_key}" for g in guests]
         (d / "known_hosts").write_text("\n".join(known) + "\n")
         assert self.storage is not None
         proxy = namespace_proxy(self.storage.namespace)
         (d / "config").write_text("".join(
             ssh_entry(h.name, str(h.address), d, proxy, control=self.control_dir,
                       connect_timeout=20)
-            for h in (*self.inventory.resources, guest)))
+            for h in (*self.inventory.resources, *guests)))
         return {"client": (d / "id_ed25519").read_text(),
                 "client_pub": (d / "id_ed25519.pub").read_text(),
                 "known_hosts": (d / "known_hosts").read_text()}
@@ -265,7 +298,8 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         with open(directory / "qemu.log", "wb") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.journal.add_process(proc.pid, name, "Xen host (QEMU)")
+        self.journal.add_process(proc.pid, name, XEN_HOST)
+        self._machines[name] = proc
         return proc
 
     def _wait_ssh(self, name: str, proc: subprocess.Popen[bytes], started: float) -> None:
@@ -345,21 +379,25 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         apply(self._image_and_config_steps(), self.runner, self.progress)
 
     def _image_and_config_steps(self) -> list[Step]:
-        """The guest image (the article's xenimage.tgz, fixed up) and the domain configs."""
+        """Each guest's image (the article's xenimage.tgz, fixed up; its own host name) and
+        the domain configs."""
         inv = self.inventory
-        with tempfile.TemporaryDirectory(prefix="xenlab-image-", dir=self.directory) as tmp:
-            root = Path(tmp) / "root"
-            ssh = guest_ssh(self.local, self.ssh_dir)
-            stage_root(root, hostname=inv.guest.name, root_device=inv.domain.root,
-                       filesystem=inv.filesystem, ssh=ssh, hosts=self._hosts_file(),
-                       memcheck=ensure_memcheck(self.cache / "guest"))
-            tarball = Path(tmp) / "xenimage.tgz"  # the article's name for it
-            with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
-                tar.add(root, arcname=".")
-            data = tarball.read_bytes()
-            digest = tree_digest(root)  # the content's, so a second run finds it in place
-        return [*image_steps(inv, base64.encodebytes(data).decode(), digest),
-                *config_steps(inv, "xl")]
+        ssh = guest_ssh(self.local, self.ssh_dir)
+        memcheck = ensure_memcheck(self.cache / "guest")
+        images = {}
+        for guest in inv.guests:
+            with tempfile.TemporaryDirectory(prefix="xenlab-image-", dir=self.directory) as tmp:
+                root = Path(tmp) / "root"
+                stage_root(root, hostname=guest.name, root_device=guest.domain.root,
+                           filesystem=inv.filesystem, ssh=ssh, hosts=self._hosts_file(),
+                           memcheck=memcheck)
+                tarball = Path(tmp) / "xenimage.tgz"  # the article's name for it
+                with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
+                    tar.add(root, arcname=".")
+                # the content's digest, so a second run finds it in place
+                images[guest.name] = (base64.encodebytes(tarball.read_bytes()).decode(),
+                                      tree_digest(root))
+        return [*image_steps(inv, images), *config_steps(inv, "xl")]
 
     def provision_again(self) -> list[Outcome]:
         """The article's steps once more on a running lab: each should find itself done."""
@@ -370,9 +408,10 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
                  *self._image_and_config_steps()]
         return apply(steps, self.runner, self.progress)
 
-    def domain_config(self, host: str) -> DomainConfig:
-        text = self.host(host).file(self.inventory.domain.config_path).content_string
-        return parse_domain_config(text, f"{host}:{self.inventory.domain.config_path}")
+    def domain_config(self, host: str, guest: str = "") -> DomainConfig:
+        path = guest_of(self.inventory, guest).domain.config_path
+        text = self.host(host).file(path).content_string
+        return parse_domain_config(text, f"{host}:{path}")
 
     # -- guest ---------------------------------------------------------------------------
     def enter_vm_running(self) -> None:
@@ -380,33 +419,39 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         inv = self.inventory
         first = inv.resources[0].name
         for spec in inv.resources:  # fail early: a guest Xen here cannot live-migrate
-            blocker = live_migration_blocker(self._built_xen(spec.name),
-                                             inv.domain.guest_type,
-                                             hap=dict(inv.domain.options).get("hap", 1) != 0)
-            if blocker:
-                raise LabError(blocker)
-        command = ("xl create " + inv.domain.config_path if inv.toolstack is Toolstack.XL
-                   else "virsh create " + libvirt_xml_path(inv))
-        with self.progress.step(f"{first}: {command}"):
-            self._driver.create(first, inv.domain.config_path
-                                if inv.toolstack is Toolstack.XL else libvirt_xml_path(inv))
-        with self.progress.step(f"{inv.domain.name} answers ping and SSH"):
-            self.wait_guest()
+            xen = self._built_xen(spec.name)
+            for guest in inv.guests:
+                blocker = live_migration_blocker(
+                    xen, guest.domain.guest_type,
+                    hap=dict(guest.domain.options).get("hap", 1) != 0)
+                if blocker:
+                    raise LabError(f"{guest.name}: {blocker}")
+        for guest in inv.guests:
+            path = guest.domain.config_path
+            if inv.toolstack is not Toolstack.XL:
+                path = libvirt_xml_path(path)
+            with self.progress.step(f"{first}: {'xl' if inv.toolstack is Toolstack.XL else 'virsh'} "
+                                    f"create {path}"):
+                self._driver.create(first, path)
+        for guest in inv.guests:
+            with self.progress.step(f"{guest.name} answers ping and SSH"):
+                self.wait_guest(guest=guest.name)
 
-    def wait_guest(self, timeout: float = 120.0) -> float:
+    def wait_guest(self, timeout: float = 120.0, guest: str = "") -> float:
         assert self.storage is not None
         start = time.monotonic()
-        guest = self.inventory.guest
+        spec = guest_of(self.inventory, guest)
         while True:
-            pinged = self.storage.runner.run(["ping", "-c1", "-W1", "-q", str(guest.address)],
-                                             check=False).rc == 0
-            if pinged and self.runner(guest.name).run(["true"], check=False,
-                                                       timeout=30).rc == 0:
+            pinged = self.storage.runner.run(["ping", "-c1", "-W1", "-q",
+                                              str(spec.host.address)], check=False).rc == 0
+            if pinged and self.runner(spec.host.name).run(["true"], check=False,
+                                                           timeout=30).rc == 0:
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
-                console = self._ssh(self.inventory.resources[0].name,
-                                    f"timeout 2 xl console {guest.name} </dev/null || true")
-                raise LabError(f"{guest.name} does not answer ping and SSH after {timeout} s; "
+                where = self.inventory.resources[0].name
+                console = self._ssh(where, f"timeout 2 xl console {shlex.quote(spec.name)} "
+                                           "</dev/null || true")
+                raise LabError(f"{spec.name} does not answer ping and SSH after {timeout} s; "
                                f"console:\n{console[-1500:]}")
             time.sleep(0.5)
 
@@ -512,11 +557,11 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
         """After a faulted migration: wait for half-received copies to go away by themselves
         (xl's receiver destroys its copy when the stream ends); destroy what stays, and say
         so."""
-        name = self.inventory.domain.name
+        names = {g.name for g in self.inventory.guests}
         assert self._driver is not None
         deadline = time.monotonic() + SETTLE_S
         while True:
-            strays = [(h, n) for h, n, _ in self.copies() if n != name]
+            strays = [(h, n) for g in names for h, n, _ in self.copies(g) if n not in names]
             if not strays or time.monotonic() > deadline:
                 break
             time.sleep(1)
@@ -525,6 +570,32 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
             self._driver.destroy(host, stray)
             notes.append(f"destroyed {stray} left on {host} {SETTLE_S:.0f} s after the fault")
         return notes
+
+    def power_control(self) -> DomZeroPower:
+        return DomZeroPower(self)
+
+    def attach(self) -> None:
+        """Take up a lab another run built and kept (`xenlab lab power`): its journal, its
+        storage host's namespaces, the Xen kit it booted."""
+        journal = jr.Journal.read(self.directory) if jr.owned_child(
+            self.root, self.inventory.lab) else None
+        if journal is None or not (self.ssh_dir / "config").exists():
+            raise LabError(f"no running embedded Xen lab '{self.inventory.lab}' under "
+                           f"{self.root} (keep one up with --lab-keep)")
+        spec = self.inventory.storage
+        anchors = [p for p in journal.processes
+                   if p.host == spec.name and p.what == "host namespaces" and p.alive()]
+        if not anchors:
+            raise LabError(f"lab '{self.inventory.lab}' has no running storage host")
+        if journal.owner_alive() and not journal.kept:
+            raise LabError(f"lab '{self.inventory.lab}' is in use by the run with PID "
+                           f"{journal.owner_pid}: that run switches its power itself")
+        self.journal = journal
+        self.storage = LabHost(spec, self.namespace(spec.name), self.directory / spec.name,
+                               journal)
+        self.storage.anchor_pid = anchors[-1].pid
+        self.storage.runner = Runner(spec.name, host_prefix(anchors[-1].pid))
+        self.kit = ensure_xen_kit(self.cache / "xen", self.progress, self.local)
 
     def start_duplicate(self, host: str) -> None:
         raise LabError("the fault suite's self-tests run on the QEMU-only embedded lab")
@@ -538,3 +609,62 @@ def _tail(path: Path, size: int = 1500) -> str:
         return path.read_text(errors="replace")[-size:]
     except OSError:
         return "(no log)"
+
+
+class DomZeroPower:
+    """A dom0 of the embedded Xen lab powered off hard: its QEMU machine (the PID this lab
+    recorded, start time checked) killed with SIGKILL, no shutdown; powered on: booted again
+    from the same disks, its root a fresh snapshot as a server's memory starts empty, then set
+    up as its own boot would: the aoe driver, the export seen, every guest's LV active, the
+    domain configs (and libvirtd under libvirt)."""
+
+    def __init__(self, lab: EmbeddedXenLab) -> None:
+        self.lab = lab
+
+    def _index(self, name: str) -> int:
+        for index, spec in enumerate(self.lab.inventory.resources, start=1):
+            if spec.name == name:
+                return index
+        raise LabError(f"{name} is not a resource host of lab {self.lab.inventory.lab}")
+
+    def _machines(self, name: str) -> list[jr.ProcessRecord]:
+        assert self.lab.journal is not None
+        return [p for p in self.lab.journal.processes
+                if p.host == name and p.what == XEN_HOST and p.alive()]
+
+    def off(self, name: str) -> str:
+        self._index(name)
+        machines = self._machines(name)
+        if len(machines) != 1:
+            raise LabError(f"{name} has {len(machines)} running machines in lab "
+                           f"{self.lab.inventory.lab}'s journal, not one: it is not on")
+        pid = machines[0].pid
+        if jr.process_start(pid) == machines[0].start:  # still the machine this lab booted
+            os.kill(pid, signal.SIGKILL)
+        proc = self.lab._machines.pop(name, None)
+        if proc is not None:
+            proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while machines[0].alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.lab.forget_host(name)
+        return f"{name} powered off: SIGKILL to its QEMU machine (pid {pid}), no shutdown"
+
+    def on(self, name: str) -> str:
+        lab = self.lab
+        index = self._index(name)
+        if self._machines(name):
+            raise LabError(f"{name} is already on")
+        started = time.monotonic()
+        directory = lab.directory / name
+        console = directory / "host.console"
+        if console.exists():  # the boot before the power pull, kept for the logs
+            console.rename(directory / "host-before-power-off.console")
+        proc = lab._boot(index, name, directory, directory / "seed.img")
+        lab._wait_ssh(name, proc, started)
+        apply(restore_steps(lab.inventory, lab.etherd_device, name, "xl"), lab.runner,
+              lab.progress)
+        if lab.inventory.toolstack is Toolstack.LIBVIRT:
+            lab._start_libvirtd(name)
+        return (f"{name} powered on: booted again (QEMU pid {proc.pid}), the aoe driver, "
+                f"the export and every LV set up again, {time.monotonic() - started:.0f} s")

@@ -14,7 +14,7 @@ from xenlab.errors import CommandError, LabError
 from xenlab.hosts.runner import Runner
 from xenlab.inventory.model import Inventory
 
-POWER_COMMAND_TIMEOUT_S = 120.0
+POWER_COMMAND_TIMEOUT_S = 900.0  # an ipmitool line returns in seconds; a script may wait for the boot
 BACK_UP_TIMEOUT_S = 900.0  # a real server's POST and boot
 
 
@@ -28,11 +28,13 @@ class CommandPower:
     answers a command again (`answers(host)`)."""
 
     def __init__(self, inventory: Inventory, local: Runner,
-                 answers: Callable[[str], bool], back_up_s: float = BACK_UP_TIMEOUT_S) -> None:
+                 answers: Callable[[str], bool], back_up_s: float = BACK_UP_TIMEOUT_S,
+                 lost: Callable[[str], None] = lambda host: None) -> None:
         self.inventory = inventory
         self.local = local
         self.answers = answers
         self.back_up_s = back_up_s
+        self.lost = lost  # told of a host powered off (its shared connection closed)
 
     def _command(self, host: str, which: str) -> str:
         spec = self.inventory.host(host)
@@ -50,7 +52,9 @@ class CommandPower:
         return f"`{command}` (xenlab_power_{which} of {host})"
 
     def off(self, host: str) -> str:
-        return self._run(host, "off")
+        done = self._run(host, "off")
+        self.lost(host)
+        return done
 
     def on(self, host: str) -> str:
         done = self._run(host, "on")

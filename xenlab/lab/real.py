@@ -160,7 +160,8 @@ class RealLab(BlockDeviceStorage):
         """The inventory's power commands, only when the run allows them explicitly."""
         if not self.allow_power_off or "power-control" not in self.features:
             return None
-        return CommandPower(self.inventory, Runner("controller"), self._answers)
+        return CommandPower(self.inventory, Runner("controller"), self._answers,
+                            lost=self._close)
 
     def _answers(self, host: str) -> bool:
         try:
@@ -192,6 +193,15 @@ class RealLab(BlockDeviceStorage):
                     result.stdout + (f"\n[exit {result.rc}] {result.stderr}" if result.rc
                                      else ""))
         return directory
+
+    def _close(self, name: str) -> None:
+        """This run's shared connection to one host closed (a host powered off: commands
+        would wait on it for TCP's timeouts); the next command opens a new one."""
+        spec = self.inventory.host(name)
+        if spec.connection in (Connection.SSH, Connection.PARAMIKO):
+            prefix = self.runner(name).prefix  # [ssh, options..., user@host, --]
+            subprocess.run([*prefix[:-2], "-O", "exit", prefix[-2]], capture_output=True,
+                           check=False, timeout=10)
 
     def down(self) -> None:
         """A real lab is left as it was found; only this run's SSH connections are closed

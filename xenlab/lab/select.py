@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xenlab.errors import LabError
 from xenlab.hypervisor.registry import driver_features
+from xenlab.inventory.load import MAX_GUESTS
 from xenlab.inventory.model import Inventory, LabKind
 from xenlab.lab import Lab
 from xenlab.lab.features import check_features
@@ -26,16 +27,19 @@ LAB_FEATURES: dict[LabKind, frozenset[str]] = {
     LabKind.EMBEDDED: frozenset({"build-faults", "fault-selftest", "built-here",
                                  "power-control"}),
     LabKind.EMBEDDED_XEN: frozenset({"aoe-initiator", "device-mapper", "storage-outage",
-                                     "built-here"}),
+                                     "built-here", "power-control"}),
     LabKind.REAL: frozenset({"aoe-initiator", "device-mapper", "provisioning"}),
     LabKind.FAKE: frozenset({"fault-selftest", "built-here", "power-control"}),
 }
 
 
 # guests each kind of lab runs at once (each its own LV, config and MACs, checked when the
-# inventory is read). The embedded QEMU lab runs several; the others run one, and say so
-GUESTS_RUN: dict[LabKind, int] = {LabKind.EMBEDDED: 8, LabKind.EMBEDDED_XEN: 1,
-                                  LabKind.REAL: 1, LabKind.FAKE: 1}
+# inventory is read). The embedded QEMU lab runs up to 8; the embedded Xen lab 2, as its
+# hosts' memory allows (640 MiB each, 384 of it dom0's: 128 + 64 MiB of guests fit on one,
+# checked by the lab); a real lab as many as the inventory lists (its hosts' free memory is
+# checked before an evacuation moves anything)
+GUESTS_RUN: dict[LabKind, int] = {LabKind.EMBEDDED: 8, LabKind.EMBEDDED_XEN: 2,
+                                  LabKind.REAL: MAX_GUESTS, LabKind.FAKE: 1}
 
 
 def lab_features(inventory: Inventory) -> frozenset[str]:

@@ -442,6 +442,7 @@ class Tolerance:
 @dataclass(frozen=True)
 class Comparison:
     scenario: str
+    guest: str
     direction: str
     old_downtime_ms: float | None
     new_downtime_ms: float | None
@@ -452,11 +453,11 @@ class Comparison:
     reason: str
 
 
-def _group(results: Results) -> dict[tuple[str, str], list[MigrationRecord]]:
-    groups: dict[tuple[str, str], list[MigrationRecord]] = defaultdict(list)
+def _group(results: Results) -> dict[tuple[str, str, str], list[MigrationRecord]]:
+    groups: dict[tuple[str, str, str], list[MigrationRecord]] = defaultdict(list)
     for m in results.migrations:
         if m.status == "completed" and m.network:
-            groups[(m.scenario, m.direction)].append(m)
+            groups[(m.scenario, m.guest, m.direction)].append(m)
     return groups
 
 
@@ -466,8 +467,9 @@ def _median(records: list[MigrationRecord], key: str) -> float | None:
 
 
 def compare_results(old: Results, new: Results, tol: Tolerance = Tolerance()) -> list[Comparison]:
-    """Per scenario and direction: median network downtime against old x (1 + f) + slack,
-    and median loss against old + slack. A pair only one side has is reported, not judged."""
+    """Per scenario, guest and direction: median network downtime against old x (1 + f) +
+    slack, and median loss against old + slack. A group only one side has is reported, not
+    judged (a guest one run did not have, a scenario it did not run)."""
     out = []
     old_groups, new_groups = _group(old), _group(new)
     for key in sorted(set(old_groups) | set(new_groups)):
@@ -475,7 +477,7 @@ def compare_results(old: Results, new: Results, tol: Tolerance = Tolerance()) ->
         od, nd = _median(o, "downtime_ms"), _median(n, "downtime_ms")
         ol, nl = _median(o, "loss_pct"), _median(n, "loss_pct")
         if od is None or nd is None or ol is None or nl is None:
-            out.append(Comparison(key[0], key[1], od, nd, ol, nl, None, False,
+            out.append(Comparison(*key, od, nd, ol, nl, None, False,
                                   "only in the " + ("new" if od is None else "old") + " run"))
             continue
         limit = od * (1 + tol.downtime_factor) + tol.downtime_slack_ms
@@ -484,7 +486,7 @@ def compare_results(old: Results, new: Results, tol: Tolerance = Tolerance()) ->
             reasons.append(f"downtime {nd:.1f} ms > {limit:.1f} ms allowed")
         if nl > ol + tol.loss_slack_pct:
             reasons.append(f"loss {nl:.2f} % > {ol:.2f} % + {tol.loss_slack_pct} %")
-        out.append(Comparison(key[0], key[1], od, nd, ol, nl, limit, bool(reasons),
+        out.append(Comparison(*key, od, nd, ol, nl, limit, bool(reasons),
                               "; ".join(reasons) or "within tolerance"))
     return out
 
@@ -493,11 +495,13 @@ def comparison_table(rows: list[Comparison]) -> str:
     def f(v: float | None, digits: int = 1) -> str:
         return "-" if v is None else f"{v:.{digits}f}"
 
-    lines = [f"{'scenario':<14}{'direction':<34}{'downtime ms old':>16}{'new':>9}{'limit':>9}"
-             f"{'loss % old':>12}{'new':>7}  verdict"]
+    width = max([6, *(len(r.guest) + 2 for r in rows)])
+    lines = [f"{'scenario':<14}{'guest':<{width}}{'direction':<34}{'downtime ms old':>16}"
+             f"{'new':>9}{'limit':>9}{'loss % old':>12}{'new':>7}  verdict"]
     for r in rows:
         verdict = "REGRESSION: " + r.reason if r.regressed else r.reason
-        lines.append(f"{r.scenario:<14}{r.direction:<34}{f(r.old_downtime_ms):>16}"
+        lines.append(f"{r.scenario:<14}{r.guest:<{width}}{r.direction:<34}"
+                     f"{f(r.old_downtime_ms):>16}"
                      f"{f(r.new_downtime_ms):>9}{f(r.limit_ms):>9}{f(r.old_loss_pct, 2):>12}"
                      f"{f(r.new_loss_pct, 2):>7}  {verdict}")
     return "\n".join(lines)

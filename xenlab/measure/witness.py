@@ -16,6 +16,9 @@ from xenlab.lab.image import ECHO_PORT
 from xenlab.measure.continuity import SETUP_COMMAND, STATE_COMMAND, GuestState, parse_state
 from xenlab.measure.witness_kit import GuestKit, prepare, remove
 
+# a checker fills its region once before it reports: seconds, more in a Xen guest that
+# shares its dom0's one emulated CPU
+MEMCHECK_READY_S = 120.0
 IDLE_SIZE_MIB = 16  # the checker's region in the idle scenario (swept at load.idle_rate_mib_s)
 HOT_PAGES = 16  # memory-dirty: pages rewritten every millisecond, as a kernel's are
 
@@ -37,6 +40,7 @@ class GuestWitness:
         self.scenario = ""
         self.pid = ""  # the witness process (a long sleep)
         self.checker_pid = ""  # the memory checker
+        self.load: tuple[int, float, int] = (0, 0.0, 0)  # its region, rate and hot pages
         self.kit: GuestKit | None = None
         self.unavailable = ""  # why the witnesses cannot run in this guest (said once)
 
@@ -70,6 +74,9 @@ class GuestWitness:
         size, rate = ((load.size_mib, load.rate_mib_s) if dirty
                       else (IDLE_SIZE_MIB, load.idle_rate_mib_s))
         hot = HOT_PAGES if dirty else 0
+        if self.checker_pid and self.load == (size, rate, hot):
+            self.scenario = scenario  # the checker runs as this scenario wants: keep it
+            return
         out = self.guest.run(f"{kit.path_prefix}sh -c %s xenlab %s %s %s %s %s", SETUP_COMMAND,
                              str(size),
                              str(rate), self.pid or "-", self.checker_pid or "-", str(hot))
@@ -78,11 +85,19 @@ class GuestWitness:
             raise XenlabError(f"cannot start the continuity witnesses in the guest: "
                               f"{out.stderr.strip() or out.stdout.strip()}")
         self.pid, self.checker_pid = pids
-        self.scenario = scenario
-        deadline = time.monotonic() + 30
+        self.scenario, self.load = scenario, (size, rate, hot)
+        started = time.monotonic()
         while self.state().memcheck is None:  # the checker has filled its memory once
-            if time.monotonic() > deadline:
-                raise XenlabError("the guest's memory checker never reported")
+            if self.guest.run(f"kill -0 {self.checker_pid}").rc != 0:
+                said = self.guest.run("dmesg | grep -i 'out of memory' | tail -1").stdout
+                raise XenlabError(
+                    f"the memory checker in {self.domain} (pid {self.checker_pid}, {size} "
+                    f"MiB) ended before it reported" + (f": {said.strip()[-160:]}" if said.strip()
+                                                        else "") + " (give the guest more "
+                    "memory, or the idle checker less)")
+            if time.monotonic() - started > MEMCHECK_READY_S:
+                raise XenlabError(f"the memory checker in {self.domain} did not report in "
+                                  f"{MEMCHECK_READY_S:.0f} s")
             time.sleep(0.2)
 
     def state(self, sweep: bool = False) -> GuestState:

@@ -122,27 +122,45 @@ def _q(text: str) -> str:
 
 def storage_steps(inventory: Inventory, etherd: str) -> list[Step]:
     """On every resource host: the aoe driver, discovery, the device; on the first one the
-    PV, VG and LV; on the others the VG activated (device-mapper)."""
+    PV, VG and each guest's LV; on the others each LV active (device-mapper)."""
     lvm = inventory.lvm
     steps = []
     for spec in inventory.resources:
-        steps.append(Step(spec.name, "aoe driver loaded", "grep -q '^aoe ' /proc/modules",
-                          "modprobe aoe"))
-        steps.append(Step(spec.name, f"{etherd} discovered", f"[ -b {_q(etherd)} ]",
-                          f"aoe-discover; i=0; until [ -b {_q(etherd)} ] || [ $i -ge 100 ]; "
-                          f"do sleep 0.1; aoe-discover; i=$((i+1)); done"))
+        steps += _aoe_steps(spec.name, etherd)
     first, *others = [h.name for h in inventory.resources]
     steps.append(Step(first, f"PV on {etherd}", f"pvs {_q(etherd)} >/dev/null 2>&1",
                       f"pvcreate -q {_q(etherd)}", wipes=etherd))
     steps.append(Step(first, f"VG {lvm.vg}", f"vgs {_q(lvm.vg)} >/dev/null 2>&1",
                       f"vgcreate -q {_q(lvm.vg)} {_q(etherd)}"))
-    steps.append(Step(first, f"LV {lvm.lv} ({lvm.size} bytes)",
-                      f"lvs {_q(lvm.vg + '/' + lvm.lv)} >/dev/null 2>&1",
-                      f"lvcreate -q -y -Wy -L {lvm.size}b -n {_q(lvm.lv)} {_q(lvm.vg)}"))
+    for guest in inventory.guests:  # each guest its own LV, the first lvm.lv
+        steps.append(Step(first, f"LV {guest.lv} ({lvm.size} bytes)",
+                          f"lvs {_q(lvm.vg + '/' + guest.lv)} >/dev/null 2>&1",
+                          f"lvcreate -q -y -Wy -L {lvm.size}b -n {_q(guest.lv)} {_q(lvm.vg)}"))
     for name in others:
-        steps.append(Step(name, f"{lvm.path} active", f"[ -b {_q(lvm.path)} ]",
-                          f"vgscan -q --mknodes && vgchange -q -a y {_q(lvm.vg)}"))
+        steps += _activation_steps(inventory, name)
     return steps
+
+
+def _aoe_steps(host: str, etherd: str) -> list[Step]:
+    return [Step(host, "aoe driver loaded", "grep -q '^aoe ' /proc/modules", "modprobe aoe"),
+            Step(host, f"{etherd} discovered", f"[ -b {_q(etherd)} ]",
+                 f"aoe-discover; i=0; until [ -b {_q(etherd)} ] || [ $i -ge 100 ]; "
+                 f"do sleep 0.1; aoe-discover; i=$((i+1)); done")]
+
+
+def _activation_steps(inventory: Inventory, host: str) -> list[Step]:
+    vg = inventory.lvm.vg
+    return [Step(host, f"/dev/{vg}/{guest.lv} active", f"[ -b {_q(f'/dev/{vg}/{guest.lv}')} ]",
+                 f"vgscan -q --mknodes && vgchange -q -a y {_q(vg)}")
+            for guest in inventory.guests]
+
+
+def restore_steps(inventory: Inventory, etherd: str, host: str, toolstack: str) -> list[Step]:
+    """What a resource host needs again after its power came back, as a server's own boot
+    brings it: the aoe driver, the export seen, every guest's LV active, the domain configs.
+    Nothing that creates or writes storage: the guests run on it meanwhile."""
+    return [*_aoe_steps(host, etherd), *_activation_steps(inventory, host),
+            *(s for s in config_steps(inventory, toolstack) if s.host == host)]
 
 
 def tree_digest(root: Path) -> str:
@@ -165,45 +183,54 @@ def tree_digest(root: Path) -> str:
 IMAGE_MARK = "/etc/xenlab-image"  # written last into the guest root: the image is complete
 
 
-def image_steps(inventory: Inventory, tarball_b64: str, digest: str) -> list[Step]:
-    """On the first resource host: the guest's filesystem on the LV and the image unpacked
-    (the article's xenimage.tgz, fixed up), the LV unmounted afterwards."""
-    lv, fs = inventory.lvm.path, inventory.filesystem
-    fstab = f"{inventory.domain.root} / {fs} defaults 1 1"
+def image_steps(inventory: Inventory, images: Mapping[str, tuple[str, str]]) -> list[Step]:
+    """On the first resource host, for each guest: its filesystem on its LV and its image
+    unpacked (the article's xenimage.tgz, fixed up), the LV unmounted afterwards. `images`:
+    each guest's tarball (base64) and digest, by guest name."""
+    fs = inventory.filesystem
     first = inventory.resources[0].name
-    mnt = "/mnt/xenlab-vm1"
-    mounted_check = (f"d=$(mktemp -d) && mount -o ro {_q(lv)} $d 2>/dev/null && "
-                     f"grep -qx {_q(digest)} $d{IMAGE_MARK}; r=$?; umount $d 2>/dev/null; "
-                     f"rmdir $d; exit $r")
-    return [
-        Step(first, f"{fs} filesystem on {lv}", f"blkid -p -o value -s TYPE {_q(lv)} | "
-             f"grep -qx {_q(fs)}",
-             f"mkfs.{fs} -q -E lazy_itable_init=1,lazy_journal_init=1 {_q(lv)}", wipes=lv),
-        Step(first, f"guest image ({digest}) unpacked onto {lv}, unmounted", mounted_check,
-             f"mkdir -p {mnt} && mount {_q(lv)} {mnt} && base64 -d | tar -xzf - -C {mnt} && "
-             # the article's fix-ups: fstab's root line, the gettys of runlevels 2-6 off
-             f"echo {_q(fstab)} > {mnt}/etc/fstab && "
-             f"sed -i -e 's/^[2-6]:/#&/' {mnt}/etc/inittab && "
-             f"echo {_q(digest)} > {mnt}{IMAGE_MARK} && sync && umount {mnt}",
-             input=tarball_b64),
-    ]
+    steps = []
+    for guest in inventory.guests:
+        tarball_b64, digest = images[guest.name]
+        lv = f"/dev/{inventory.lvm.vg}/{guest.lv}"
+        fstab = f"{guest.domain.root} / {fs} defaults 1 1"
+        mnt = f"/mnt/xenlab-{guest.name}"
+        mounted_check = (f"d=$(mktemp -d) && mount -o ro {_q(lv)} $d 2>/dev/null && "
+                         f"grep -qx {_q(digest)} $d{IMAGE_MARK}; r=$?; umount $d 2>/dev/null; "
+                         f"rmdir $d; exit $r")
+        steps += [
+            Step(first, f"{fs} filesystem on {lv}", f"blkid -p -o value -s TYPE {_q(lv)} | "
+                 f"grep -qx {_q(fs)}",
+                 f"mkfs.{fs} -q -E lazy_itable_init=1,lazy_journal_init=1 {_q(lv)}", wipes=lv),
+            Step(first, f"guest image ({digest}) unpacked onto {lv}, unmounted", mounted_check,
+                 f"mkdir -p {_q(mnt)} && mount {_q(lv)} {_q(mnt)} && base64 -d | "
+                 f"tar -xzf - -C {_q(mnt)} && "
+                 # the article's fix-ups: fstab's root line, the gettys of runlevels 2-6 off
+                 f"echo {_q(fstab)} > {_q(mnt)}/etc/fstab && "
+                 f"sed -i -e 's/^[2-6]:/#&/' {_q(mnt)}/etc/inittab && "
+                 f"echo {_q(digest)} > {_q(mnt)}{IMAGE_MARK} && sync && umount {_q(mnt)}",
+                 input=tarball_b64),
+        ]
+    return steps
 
 
-def libvirt_xml_path(inventory: Inventory) -> str:
+def libvirt_xml_path(config_path: str) -> str:
     """Where the libvirt toolstack's domain XML goes: beside the xl config (vm1.cfg -> vm1.xml)."""
-    path = inventory.domain.config_path
-    stem = path[:-4] if path.endswith(".cfg") else path
+    stem = config_path[:-4] if config_path.endswith(".cfg") else config_path
     return f"{stem}.xml"
 
 
 def config_steps(inventory: Inventory, toolstack: str) -> list[Step]:
-    """The domain config, identical on every resource host (libvirt: the xl config, the
-    article's record, and the domain XML rendered from it, which `virsh create` reads)."""
-    text = render_domain_config(inventory.domain, toolstack=toolstack)
-    files = [(inventory.domain.config_path, text)]
-    if inventory.toolstack == "libvirt":
-        xml = render_libvirt_xml(parse_domain_config(text, inventory.domain.config_path))
-        files.append((libvirt_xml_path(inventory), xml))
+    """Each guest's domain config, identical on every resource host (libvirt: the xl config,
+    the article's record, and the domain XML rendered from it, which `virsh create` reads)."""
+    files = []
+    for guest in inventory.guests:
+        path = guest.domain.config_path
+        text = render_domain_config(guest.domain, toolstack=toolstack)
+        files.append((path, text))
+        if inventory.toolstack == "libvirt":
+            xml = render_libvirt_xml(parse_domain_config(text, path))
+            files.append((libvirt_xml_path(path), xml))
     return [_file_step(spec.name, f"domain config {path}", path, content)
             for spec in inventory.resources for path, content in files]
 
@@ -276,5 +303,6 @@ def article_plan(inventory: Inventory, image_b64: str = "<xenimage.tgz, base64>"
     etherd = f"/dev/etherd/{inventory.aoe.target}"
     toolstack = "xm" if inventory.toolstack == "xm" else "xl"  # libvirt: xl's syntax
     steps = export_steps(inventory) if inventory.kind.value == "real" else []
-    return [*steps, *storage_steps(inventory, etherd), *image_steps(inventory, image_b64, digest),
+    images = {g.name: (image_b64, digest) for g in inventory.guests}  # one image for all
+    return [*steps, *storage_steps(inventory, etherd), *image_steps(inventory, images),
             *config_steps(inventory, toolstack), *relocation_steps(inventory)]
