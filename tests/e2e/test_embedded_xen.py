@@ -1,7 +1,8 @@
 """The embedded Xen lab end to end: two Xen 4.17 hosts under QEMU, the real aoe initiator and
-LVM in their dom0s, vm1 (PVH) live-migrated there and back with `xl migrate` over SSH, the
-whole certification run by the suites with the fault suite, then nothing left behind; and the
-same lab driven through libvirt.
+LVM in their dom0s, vm1 and vm2 (PVH) live-migrated with `xl migrate` over SSH, the whole
+certification run by the suites with the fault suite, a host emptied and its power pulled
+(its QEMU machine killed) through a real lab's power commands, then nothing left behind;
+and the same lab (one guest) driven through libvirt.
 
 Both run at the same time, in the background (`xen_background` in conftest.py: two embedded
 Xen labs side by side, four TCG machines on two cores, started once the tests that measure

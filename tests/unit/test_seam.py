@@ -82,10 +82,12 @@ def test_disk_references_compare_bytes() -> None:
     ("embedded", {"qemu-incoming", "fault-injection", "memory-audit"},
      {"aoe-initiator", "device-mapper", "provisioning"}),
     ("embedded-xen", {"aoe-initiator", "device-mapper", "fault-injection", "virt-caps",
-                      "storage-outage"}, {"memory-audit", "provisioning", "build-faults"}),
-    ("embedded-xen-libvirt", {"libvirt-remote", "aoe-initiator"},
+                      "storage-outage", "power-control"},
+     {"memory-audit", "provisioning", "build-faults"}),
+    ("embedded-xen-libvirt", {"libvirt-remote", "aoe-initiator", "power-control"},
      {"fault-injection", "virt-caps"}),  # virsh sets no fault off in flight
-    ("xl", {"xl-ssh-transport", "provisioning", "virt-caps"}, {"fault-injection", "built-here"}),
+    ("xl", {"xl-ssh-transport", "provisioning", "virt-caps"},
+     {"fault-injection", "built-here", "power-control"}),  # no power commands in it
     ("article-xm", {"xend-relocation", "virt-caps"}, {"fault-injection", "xl-ssh-transport"}),
     ("libvirt", {"libvirt-remote"}, {"virt-caps", "fault-injection"}),
 ])
