@@ -17,6 +17,7 @@ from xenlab.lab import Lab
 from xenlab.measure.evacuation import Move
 from xenlab.measure.plan import storm_levels
 from xenlab.measure.results import MigrationRecord
+from xenlab.plugin import LabOptions
 
 pytestmark = pytest.mark.destructive
 
@@ -36,9 +37,12 @@ def _moves(lab: Lab, inventory: Inventory, guests: Sequence[str],
 
 
 def test_downtime_against_concurrency(
-        lab: Lab, inventory: Inventory,
+        lab: Lab, inventory: Inventory, lab_options: LabOptions,
         migrate_wave: Callable[..., list[MigrationRecord]]) -> None:
     names = [g.name for g in inventory.guests]
+    if not lab_options.storm:
+        pytest.skip(f"{inventory.path} says run.storm: false (about a dozen migrations; "
+                    "--lab-storm or XENLAB_STORM=1 runs it)")
     if len(names) < 2:
         pytest.skip(f"a migration storm needs two guests or more; lab {inventory.lab} has "
                     f"{len(names)}")

@@ -52,6 +52,7 @@ class LabOptions:
     accept_new_host_keys: bool = False
     allow_power_off: bool = False
     evacuation: int = 1  # guests moved at a time when a host is emptied (1: sequential)
+    storm: bool = True  # the migration storm runs (the inventory's run.storm, or --lab-storm)
     fault_suite: bool = False
     fault_selftest: str | None = None
 
@@ -204,6 +205,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "(default: the inventory's run.evacuation, else sequential); env "
              "XENLAB_EVACUATION")
     group.addoption(
+        "--lab-storm", action="store_true", default=False,
+        help="run the migration storm even where the inventory's run.storm is false (the "
+             "embedded Xen lab's, for time); env XENLAB_STORM=1")
+    group.addoption(
         "--lab-accept-new-host-keys", action="store_true", default=False,
         help="trust an SSH host key not yet in known_hosts on first use (default: refuse)")
     group.addoption(
@@ -272,6 +277,7 @@ def pytest_configure(config: pytest.Config) -> None:
         evacuation=_evacuation(next(v for v in (config.getoption("lab_evacuation"),
                                                 os.environ.get("XENLAB_EVACUATION"),
                                                 run.evacuation) if v is not None)),
+        storm=_flag(config, "lab_storm", "XENLAB_STORM") or run.storm,
         fault_suite=_flag(config, "lab_fault_suite", "XENLAB_FAULT_SUITE"),
         fault_selftest=config.getoption("lab_fault_selftest"),
     )

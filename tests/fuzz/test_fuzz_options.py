@@ -54,6 +54,7 @@ HOSTILE = [
     (None, "XENLAB_KEEP", "perhaps", "XENLAB_KEEP"),
     (None, "XENLAB_MEMORY_AUDIT", "2", "XENLAB_MEMORY_AUDIT"),
     (None, "XENLAB_FAULT_SUITE", "yes please", "XENLAB_FAULT_SUITE"),
+    (None, "XENLAB_STORM", "storm", "XENLAB_STORM"),
 ]
 
 

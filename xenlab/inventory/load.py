@@ -355,6 +355,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         scenarios=tuple(scenarios),
         tcp_interval_ms=_number(run_r, "tcp_interval_ms", RunDefaults.tcp_interval_ms),
         evacuation=_evacuation_policy(run_r),
+        storm=run_r.get("storm", bool, True, what="true or false"),
     )
     run_r.done()
     lab.done()

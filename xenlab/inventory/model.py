@@ -154,6 +154,7 @@ class RunDefaults:
     scenarios: tuple[str, ...] = ("idle", "memory-dirty")
     tcp_interval_ms: float = 10.0
     evacuation: str = "sequential"  # the maintenance suite: sequential, or N at a time
+    storm: bool = True  # the migration storm (false: a lab too slow for a dozen migrations)
 
 
 @dataclass(frozen=True)
