@@ -164,7 +164,10 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
         assert m["hypervisor"]["toolstack"] == "xl" and m["hypervisor"]["error"] == ""
         assert m["hypervisor"]["downtime_ms"] and m["hypervisor"]["downtime_ms"] > 0, m
         assert net["received"] > 0 and net["downtime_ms"] > 0 and not net["gap_open"], net
-        assert tcp["longest_stall_ms"] >= net["longest_gap_ms"] - net["interval_ms"], m
+        # the network's gap overstates the pause by up to one probe interval at each edge
+        # (the last reply up to one before it, the first up to one after); TCP's stall does
+        # not (seen: 8599 ms against a gap of 8625 at 25 ms)
+        assert tcp["longest_stall_ms"] >= net["longest_gap_ms"] - 2 * net["interval_ms"], m
         assert not m["problems"], m["problems"]
     assert (results.parent / "report.html").stat().st_size > 10_000
     results_are_read_back(run.results, results)  # faults, xl's own figures: read back

@@ -647,7 +647,7 @@ class DomZeroPower:
         if proc is not None:
             proc.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while machines[0].alive() and time.monotonic() < deadline:
+        while not jr.ended(machines[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.lab.forget_host(name)
         return f"{name} powered off: SIGKILL to its QEMU machine (pid {pid}), no shutdown"

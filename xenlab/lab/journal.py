@@ -160,6 +160,11 @@ def stop_process(pid: int, start: int | None, grace: float = 3.0) -> None:
     _reap_child(pid)
 
 
+def ended(record: ProcessRecord) -> bool:
+    """The recorded process is gone, or only a zombie its parent has not reaped yet."""
+    return not record.alive() or _is_zombie(record.pid)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
