@@ -37,6 +37,7 @@ STRIP_WITNESSES = (
 
 
 GUESTS = {"vm1": "198.18.1.21", "vm2": "198.18.1.22"}
+TCP_LINE_MS = 100.0  # inventories/embedded-xen.yml's run.tcp_interval_ms
 DOM0S = ("xen_resource_1", "xen_resource_2")
 
 
@@ -165,9 +166,12 @@ def test_certification_of_the_embedded_xen_lab(xen_background: dict[str, Backgro
         assert m["hypervisor"]["downtime_ms"] and m["hypervisor"]["downtime_ms"] > 0, m
         assert net["received"] > 0 and net["downtime_ms"] > 0 and not net["gap_open"], net
         # the network's gap overstates the pause by up to one probe interval at each edge
-        # (the last reply up to one before it, the first up to one after); TCP's stall does
-        # not (seen: 8599 ms against a gap of 8625 at 25 ms)
-        assert tcp["longest_stall_ms"] >= net["longest_gap_ms"] - 2 * net["interval_ms"], m
+        # (the last reply up to one before it, the first up to one after), and the stream's
+        # reader stamps a line when it reads it, up to one of its line intervals late on a
+        # loaded machine (seen in CI: 8599 ms against a gap of 8625, 8028 against 8087, at
+        # 25 ms probes and 100 ms lines)
+        slack = 2 * net["interval_ms"] + TCP_LINE_MS
+        assert tcp["longest_stall_ms"] >= net["longest_gap_ms"] - slack, m
         assert not m["problems"], m["problems"]
     assert (results.parent / "report.html").stat().st_size > 10_000
     results_are_read_back(run.results, results)  # faults, xl's own figures: read back
