@@ -159,20 +159,21 @@ class EmbeddedXenLab(BlockDeviceStorage, BuiltLab):
 
     # -- lifecycle -----------------------------------------------------------------------
     def _quiesce(self) -> None:
-        if self.ssh_dir.exists():  # the shared SSH connections, before their processes go
-            for spec in self.inventory.hosts:
-                if spec.connection.value == "ssh":
-                    subprocess.run(["ssh", "-F", str(self.ssh_dir / "config"), "-O", "exit",
-                                    spec.name], capture_output=True, check=False, timeout=10)
+        for spec in self.inventory.hosts:  # the shared SSH connections, before their processes
+            if spec.connection.value == "ssh":
+                self._close_connection(spec.name)
 
     def _forget_hosts(self) -> None:
         self._hosts.clear()
 
-    def forget_host(self, name: str) -> None:
-        """A dom0 that lost its power: its shared SSH connection closed, its Host forgotten."""
+    def _close_connection(self, name: str) -> None:
         if (self.ssh_dir / "config").exists():
             subprocess.run(["ssh", "-F", str(self.ssh_dir / "config"), "-O", "exit", name],
                            capture_output=True, check=False, timeout=10)
+
+    def forget_host(self, name: str) -> None:
+        """A dom0 that lost its power: its shared SSH connection closed, its Host forgotten."""
+        self._close_connection(name)
         self._hosts.pop(name, None)
 
     # -- network -------------------------------------------------------------------------

@@ -198,7 +198,7 @@ class RealLab(BlockDeviceStorage):
         """This run's shared connection to one host closed (a host powered off: commands
         would wait on it for TCP's timeouts); the next command opens a new one."""
         spec = self.inventory.host(name)
-        if spec.connection in (Connection.SSH, Connection.PARAMIKO):
+        if spec.connection in (Connection.SSH, Connection.PARAMIKO):  # both use OpenSSH
             prefix = self.runner(name).prefix  # [ssh, options..., user@host, --]
             subprocess.run([*prefix[:-2], "-O", "exit", prefix[-2]], capture_output=True,
                            check=False, timeout=10)
@@ -210,10 +210,7 @@ class RealLab(BlockDeviceStorage):
         if not directory.is_dir() or directory.is_symlink():
             return
         for spec in self.inventory.hosts:
-            if spec.connection in (Connection.SSH, Connection.PARAMIKO):  # both use OpenSSH
-                prefix = self.runner(spec.name).prefix  # [ssh, options..., user@host, --]
-                subprocess.run([*prefix[:-2], "-O", "exit", prefix[-2]], capture_output=True,
-                               check=False, timeout=10)
+            self._close(spec.name)
         deadline = time.monotonic() + 5.0  # a master unlinks its socket just after `-O exit`
         while any(p.is_socket() for p in directory.iterdir()) and time.monotonic() < deadline:
             time.sleep(0.05)
